@@ -47,10 +47,14 @@ policy-check: build ## check every shipped policy file (strict) and run their te
 	./$(BIN) policy check --strict policies/
 	./$(BIN) policy test policies/tests
 
+.PHONY: deploy-check
+deploy-check: ## check deploy/ with the real tools (nginx -t, systemd-analyze verify)
+	@bash scripts/check-deploy.sh
+
 .PHONY: test
 test: deps lint build ## lint, unit and integration tests (real sandbox: root), shipped policies and their tests
 	@if [ "$$(id -u)" -ne 0 ]; then echo "make test: the sandbox tests need root (run: sudo make test)"; exit 1; fi
-	$(MAKE) --no-print-directory policy-check
+	$(MAKE) --no-print-directory policy-check deploy-check
 	$(GO) test -tags $(TAGS) -count=1 -p 2 -timeout $(TEST_TIMEOUT) $(PKGS)
 
 .PHONY: bench
