@@ -1,0 +1,462 @@
+// Audit log: how the rest of the gateway uses it.
+//
+//	aud, err := NewAuditor(AuditConfig{Path: cfg.AuditLog, Logger: log, Metrics: met, Redactor: red})
+//	if err != nil { ... refuse to start ... }
+//	defer aud.Close()                         // flushes and syncs; after it Record fails
+//
+//	// in a handler, BEFORE running anything and before answering:
+//	err := aud.Record(ctx, Event{Type: EventDecision, RequestID: rid, DecisionID: did,
+//		Subject: p.Subject, Roles: p.Roles, RemoteIP: ip, UserAgent: ua,
+//		PolicyHash: dec.PolicyHash, Command: req.Command, Args: req.Args, EnvKeys: keys,
+//		Allowed: AuditBool(dec.Allowed), Reason: string(dec.Reason), Rule: &dec.Rule})
+//	if err != nil { // errors.Is(err, ErrAuditUnavailable), or ctx was cancelled
+//		answer 503 audit_unavailable; do not run the command
+//	}
+//
+//	// SIGUSR1 (log rotation): aud.Reopen()   // /readyz: aud.Writable()
+//
+// Record returns nil only once the line is written AND fsynced. Lines from
+// concurrent callers are group-committed: one writer goroutine owned by the
+// Auditor collects whatever lines are waiting, writes them with one write(2)
+// and one fsync(2), and then releases every caller of that batch. A caller
+// therefore waits for at most about two fsyncs however many requests are in
+// flight, and durability does not cap throughput.
+//
+// Record redacts the event (see Redactor) before encoding it: arguments,
+// argv, cmdline, environment values, user agent, message and error. Other
+// fields are written as given, so never put a token, password or key in them.
+//
+// Use a context that outlives the client for lines that must be written even
+// when the client has gone (exec_end after a disconnect):
+// context.WithoutCancel(ctx) plus a timeout. A cancelled ctx makes Record
+// return ctx.Err() (the line may or may not have been written).
+//
+// Nothing here calls os.Exit or panics on I/O errors: a failing disk makes
+// Record and Writable return errors matching ErrAuditUnavailable until a
+// write succeeds again (the writer retries, and reopens the file after a
+// failed fsync).
+
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// DefaultAuditMaxBatch is the most lines one write+fsync carries.
+const DefaultAuditMaxBatch = 512
+
+// AuditConfig configures an Auditor.
+type AuditConfig struct {
+	// Path of the audit log. It is opened for appending, created with mode
+	// 0600 when missing, and must not be a symbolic link.
+	Path string
+	// Redactor redacts secrets and home directories; nil uses the defaults.
+	Redactor *Redactor
+	// Logger receives write failures and recoveries (never an event's
+	// content); nil discards.
+	Logger *slog.Logger
+	// Metrics, when set, counts lines, fsyncs and failures.
+	Metrics *Metrics
+	// MaxBatch bounds the lines per group commit; 0 = DefaultAuditMaxBatch.
+	MaxBatch int
+}
+
+// Auditor writes audit events as JSON lines, durably, with group commit.
+// It is safe for concurrent use. Its writer goroutine lives until Close.
+type Auditor struct {
+	path     string
+	red      *Redactor
+	log      *slog.Logger
+	met      *Metrics
+	maxBatch int
+
+	mu     sync.RWMutex // guards closed against sends on reqs and ctl
+	closed bool
+	reqs   chan *auditReq
+	ctl    chan auditCtl
+	quit   chan struct{}
+	done   chan struct{}
+
+	// Owned by the writer goroutine (and by NewAuditor before it starts).
+	f        *os.File
+	size     int64 // bytes known good in f (for truncating a partial write)
+	needNL   bool  // a partial line may be at the end of f
+	lastErr  error
+	buf      []byte
+	closeErr error
+
+	lines   atomic.Int64
+	syncs   atomic.Int64
+	batches atomic.Int64
+}
+
+type auditReq struct {
+	line []byte
+	done chan error // buffered: the writer never blocks on it
+}
+
+type auditOp int
+
+const (
+	opReopen auditOp = iota
+	opProbe
+)
+
+type auditCtl struct {
+	op   auditOp
+	done chan error
+}
+
+// AuditStats counts what an Auditor has durably written.
+type AuditStats struct {
+	Lines   int64 // lines written and synced
+	Syncs   int64 // successful fsyncs (one per group commit)
+	Batches int64 // group commits attempted
+}
+
+// NewAuditor opens the audit log and starts its writer goroutine. It fails
+// when the file cannot be opened for appending.
+func NewAuditor(cfg AuditConfig) (*Auditor, error) {
+	a := &Auditor{
+		path:     cfg.Path,
+		red:      cfg.Redactor,
+		log:      cfg.Logger,
+		met:      cfg.Metrics,
+		maxBatch: cfg.MaxBatch,
+		ctl:      make(chan auditCtl),
+		quit:     make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	if a.red == nil {
+		a.red = DefaultRedactor()
+	}
+	if a.log == nil {
+		a.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if a.maxBatch <= 0 {
+		a.maxBatch = DefaultAuditMaxBatch
+	}
+	a.reqs = make(chan *auditReq, 2*a.maxBatch)
+	if err := a.open(); err != nil {
+		return nil, err
+	}
+	go a.run()
+	return a, nil
+}
+
+// Path returns the audit log path.
+func (a *Auditor) Path() string { return a.path }
+
+// Stats returns counters of durable writes.
+func (a *Auditor) Stats() AuditStats {
+	return AuditStats{Lines: a.lines.Load(), Syncs: a.syncs.Load(), Batches: a.batches.Load()}
+}
+
+// Record redacts ev, encodes it as one JSON line and returns once the line
+// is written and fsynced (nil), or the reason it is not (an error matching
+// ErrAuditUnavailable, or ctx.Err()). A zero ev.Time is set to now.
+func (a *Auditor) Record(ctx context.Context, ev Event) error {
+	line, err := a.encode(ev)
+	if err != nil {
+		return err
+	}
+	r := &auditReq{line: line, done: make(chan error, 1)}
+	a.mu.RLock()
+	if a.closed {
+		a.mu.RUnlock()
+		return ErrAuditClosed
+	}
+	select {
+	case a.reqs <- r:
+	case <-ctx.Done():
+		a.mu.RUnlock()
+		return ctx.Err()
+	}
+	a.mu.RUnlock()
+	select {
+	case err := <-r.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Reopen closes the audit log and opens Path again: after a rotation moved
+// the file away, new lines go to a new file. Lines already accepted are
+// written to the old file first.
+func (a *Auditor) Reopen() error { return a.control(opReopen) }
+
+// Writable reports whether the audit log can take lines (for /readyz). After
+// a failure it probes the file again (reopen if needed, fsync, free space).
+func (a *Auditor) Writable() error { return a.control(opProbe) }
+
+// Close writes every line already accepted, syncs and closes the file and
+// ends the writer goroutine. Record fails with ErrAuditClosed afterwards.
+// Close is idempotent; it returns the error of the final sync or close.
+func (a *Auditor) Close() error {
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		<-a.done
+		return a.closeErr
+	}
+	a.closed = true
+	a.mu.Unlock()
+	close(a.quit)
+	<-a.done
+	return a.closeErr
+}
+
+func (a *Auditor) control(op auditOp) error {
+	c := auditCtl{op: op, done: make(chan error, 1)}
+	a.mu.RLock()
+	if a.closed {
+		a.mu.RUnlock()
+		return ErrAuditClosed
+	}
+	a.ctl <- c // unbuffered: once sent, the writer handles it before quitting
+	a.mu.RUnlock()
+	return <-c.done
+}
+
+func (a *Auditor) encode(ev Event) ([]byte, error) {
+	if ev.Type == "" {
+		return nil, &AuditError{Op: "encode", Path: a.path, Err: errors.New("event without a type")}
+	}
+	if ev.Time.IsZero() {
+		ev.Time = time.Now()
+	}
+	ev.Time = ev.Time.UTC()
+	ev = a.red.Event(ev)
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(ev); err != nil { // Encode appends the '\n'
+		return nil, &AuditError{Op: "encode", Path: a.path, Err: err}
+	}
+	return b.Bytes(), nil
+}
+
+// run is the writer goroutine: it group-commits lines and serves Reopen and
+// Writable until Close.
+func (a *Auditor) run() {
+	defer close(a.done)
+	batch := make([]*auditReq, 0, a.maxBatch)
+	for {
+		select {
+		case r := <-a.reqs:
+			batch = a.collect(append(batch[:0], r))
+			a.commit(batch)
+		case c := <-a.ctl:
+			c.done <- a.handle(c.op)
+		case <-a.quit:
+			a.drain(batch)
+			a.closeErr = a.closeFile()
+			return
+		}
+	}
+}
+
+// collect adds every line already waiting, up to maxBatch.
+func (a *Auditor) collect(batch []*auditReq) []*auditReq {
+	for len(batch) < a.maxBatch {
+		select {
+		case r := <-a.reqs:
+			batch = append(batch, r)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+func (a *Auditor) drain(batch []*auditReq) {
+	for {
+		batch = a.collect(batch[:0])
+		if len(batch) == 0 {
+			return
+		}
+		a.commit(batch)
+	}
+}
+
+func (a *Auditor) commit(batch []*auditReq) {
+	err := a.writeBatch(batch)
+	for _, r := range batch {
+		r.done <- err
+		r.line = nil
+	}
+}
+
+func (a *Auditor) writeBatch(batch []*auditReq) error {
+	a.batches.Add(1)
+	if a.f == nil {
+		if err := a.open(); err != nil {
+			return a.fail(err)
+		}
+	}
+	buf := a.buf[:0]
+	if a.needNL {
+		buf = append(buf, '\n') // end a partial line left by a failed write
+	}
+	for _, r := range batch {
+		buf = append(buf, r.line...)
+	}
+	if cap(buf) <= 1<<20 {
+		a.buf = buf
+	}
+	n, err := a.f.Write(buf)
+	if err != nil {
+		a.dropPartial(n)
+		return a.fail(&AuditError{Op: "write", Path: a.path, Err: err})
+	}
+	a.size += int64(n)
+	if err := a.f.Sync(); err != nil {
+		// After a failed fsync the page cache cannot be trusted: start over
+		// with a fresh descriptor on the next batch.
+		_ = a.f.Close()
+		a.f = nil
+		return a.fail(&AuditError{Op: "sync", Path: a.path, Err: err})
+	}
+	a.needNL = false
+	a.lines.Add(int64(len(batch)))
+	a.syncs.Add(1)
+	a.met.auditCommitted(len(batch))
+	a.recovered()
+	return nil
+}
+
+// dropPartial removes the n bytes a failed write left behind, or marks that
+// the next write must start on a new line.
+func (a *Auditor) dropPartial(n int) {
+	if n <= 0 {
+		return
+	}
+	if err := a.f.Truncate(a.size); err != nil {
+		a.needNL = true
+		a.size += int64(n)
+	}
+}
+
+func (a *Auditor) fail(err error) error {
+	if a.lastErr == nil {
+		a.log.Error("audit log unavailable", "path", a.path, "err", err)
+	}
+	a.lastErr = err
+	var ae *AuditError
+	op := "other"
+	if errors.As(err, &ae) {
+		op = ae.Op
+	}
+	a.met.auditFailed(op)
+	return err
+}
+
+func (a *Auditor) recovered() {
+	if a.lastErr != nil {
+		a.log.Info("audit log writable again", "path", a.path)
+		a.lastErr = nil
+	}
+}
+
+func (a *Auditor) handle(op auditOp) error {
+	switch op {
+	case opReopen:
+		if err := a.closeFile(); err != nil {
+			a.log.Warn("audit log close before reopen", "path", a.path, "err", err)
+		}
+		if err := a.open(); err != nil {
+			return a.fail(err)
+		}
+		a.log.Info("audit log reopened", "path", a.path)
+		return nil
+	case opProbe:
+		return a.probe()
+	}
+	return nil
+}
+
+func (a *Auditor) probe() error {
+	if a.lastErr == nil && a.f != nil {
+		return nil
+	}
+	if a.f == nil {
+		if err := a.open(); err != nil {
+			return a.fail(err)
+		}
+	}
+	if err := a.f.Sync(); err != nil {
+		_ = a.f.Close()
+		a.f = nil
+		return a.fail(&AuditError{Op: "sync", Path: a.path, Err: err})
+	}
+	if err := a.checkSpace(); err != nil {
+		return a.fail(err)
+	}
+	a.recovered()
+	return nil
+}
+
+// checkSpace fails when the file system holding a regular audit file has no
+// free block left.
+func (a *Auditor) checkSpace() error {
+	fi, err := a.f.Stat()
+	if err != nil {
+		return &AuditError{Op: "stat", Path: a.path, Err: err}
+	}
+	if !fi.Mode().IsRegular() {
+		return nil
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Fstatfs(int(a.f.Fd()), &st); err != nil {
+		return &AuditError{Op: "statfs", Path: a.path, Err: err}
+	}
+	if st.Bavail == 0 {
+		return &AuditError{Op: "statfs", Path: a.path, Err: syscall.ENOSPC}
+	}
+	return nil
+}
+
+func (a *Auditor) open() error {
+	f, err := os.OpenFile(a.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+	if err != nil {
+		return &AuditError{Op: "open", Path: a.path, Err: err}
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return &AuditError{Op: "open", Path: a.path, Err: err}
+	}
+	if fi.IsDir() {
+		_ = f.Close()
+		return &AuditError{Op: "open", Path: a.path, Err: syscall.EISDIR}
+	}
+	a.f, a.size, a.needNL = f, fi.Size(), false
+	return nil
+}
+
+func (a *Auditor) closeFile() error {
+	if a.f == nil {
+		return nil
+	}
+	f := a.f
+	a.f = nil
+	err := f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return &AuditError{Op: "close", Path: a.path, Err: err}
+	}
+	return nil
+}
