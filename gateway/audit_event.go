@@ -81,6 +81,7 @@ type Event struct {
 	EndedBy         string `json:"ended_by,omitempty"`
 
 	// Admin actions, lockouts, reloads.
+	Result       string   `json:"result,omitempty"`        // "success" or "failure" (reloads, admin actions)
 	Action       string   `json:"action,omitempty"`        // "drain", "kill_session", ...
 	Target       string   `json:"target,omitempty"`        // what the action applied to (a session id)
 	RetryAfterS  int64    `json:"retry_after_s,omitempty"` // lockout length

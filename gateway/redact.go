@@ -17,11 +17,14 @@ const DefaultRedactMaxField = 4096
 // "secret", only that group is replaced (so "password=hunter2" becomes
 // "password=[REDACTED]").
 var DefaultRedactPatterns = []string{
-	// key=value and key: value where the key names a secret (password=,
-	// --password=, token=, api_key:, aws_secret_access_key=, client_secret=...).
-	`(?i)(?:[a-z0-9_.-]*(?:pass(?:wor)?d|pass|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|credential)[a-z0-9_.-]*|(?:[a-z0-9_.-]*[_.-])?auth(?:orization)?)\s*[=:]\s*(?P<secret>"[^"]*"|'[^']*'|[^\s&;,'"]+)`,
-	// HTTP authorization schemes.
+	// HTTP authorization headers: everything after the colon.
+	`(?i)\b(?:proxy-)?authorization\s*[:=]\s*(?P<secret>[^\r\n]+)`,
+	// HTTP authorization schemes on their own.
 	`(?i)\b(?:bearer|basic|token)\s+(?P<secret>[a-z0-9._~+/=-]{8,})`,
+	// key=value and key: value where the key names a secret (password=,
+	// --password=, token=, api_key:, --key=, aws_secret_access_key=,
+	// client_secret=...).
+	`(?i)(?:[a-z0-9_.-]*(?:pass(?:wor)?d|pass|secret|token|credential|apikey)[a-z0-9_.-]*|(?:[a-z0-9_.-]*[_.-])?(?:auth|key|keys|privkey))\s*[=:]\s*(?P<secret>"[^"]*"|'[^']*'|[^\s&;,'"]+)`,
 	// JWTs and other base64url JSON ("eyJ" is `{"`).
 	`\beyJ[A-Za-z0-9_-]{8,}(?:\.[A-Za-z0-9_-]*){0,2}`,
 	// Credentials in URLs: scheme://user:secret@host.
@@ -37,7 +40,7 @@ var DefaultRedactPatterns = []string{
 // DefaultSecretFlags are flags whose NEXT argument is a secret
 // ("--password hunter2"). Matched case-insensitively against a whole argument.
 var DefaultSecretFlags = []string{
-	`--?(?:[a-z0-9]+[_-])*(?:password|passwd|pass|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|credentials?|auth)`,
+	`--?(?:[a-z0-9]+[_-])*(?:password|passwd|pass|pwd|secret|token|key|apikey|credentials?|auth|authorization)`,
 }
 
 // DefaultSecretEnvKeys match environment variable names whose whole value
@@ -167,6 +170,40 @@ func (r *Redactor) Args(args []string) []string {
 	return out
 }
 
+// Cmdline redacts a one-string command line: String, plus the word after a
+// secret flag ("--password 'a b'" hides the quoted word).
+func (r *Redactor) Cmdline(s string) string {
+	s = r.String(s)
+	words := wordRE.FindAllStringIndex(s, -1)
+	var b strings.Builder
+	last := 0
+	for i := 0; i < len(words); i++ {
+		if !r.flags.MatchString(s[words[i][0]:words[i][1]]) || i+1 >= len(words) {
+			continue
+		}
+		start, end := words[i+1][0], words[i+1][1]
+		j := i + 1
+		if q := s[start]; q == '\'' || q == '"' {
+			for ; j < len(words); j++ { // extend to the word that closes the quote
+				w := s[words[j][0]:words[j][1]]
+				if (j > i+1 || len(w) > 1) && w[len(w)-1] == q {
+					break
+				}
+			}
+			j = min(j, len(words)-1)
+			end = words[j][1]
+		}
+		i = j
+		b.WriteString(s[last:start])
+		b.WriteString(Redacted)
+		last = end
+	}
+	b.WriteString(s[last:])
+	return b.String()
+}
+
+var wordRE = regexp.MustCompile(`\S+`)
+
 // Env redacts the values of an environment map: values of secret-looking
 // names are hidden whole, the others pass through String. It returns a new
 // map.
@@ -190,7 +227,7 @@ func (r *Redactor) Env(env map[string]string) map[string]string {
 func (r *Redactor) Event(ev Event) Event {
 	ev.Args = r.Args(ev.Args)
 	ev.Argv = r.Args(ev.Argv)
-	ev.Cmdline = r.String(ev.Cmdline)
+	ev.Cmdline = r.Cmdline(ev.Cmdline)
 	ev.Env = r.Env(ev.Env)
 	ev.Command = r.String(ev.Command)
 	ev.Cwd = r.String(ev.Cwd)
