@@ -8,6 +8,7 @@ package executor
 import (
 	"context"
 	"io"
+	"syscall"
 	"time"
 
 	"github.com/execgate/execgate/policy"
@@ -28,6 +29,29 @@ type Job struct {
 	Stdout io.Writer
 	Stderr io.Writer
 	Resize <-chan sandbox.WindowSize // TTY only
+
+	// Signal delivers SIGTERM, SIGINT or SIGKILL to the running command
+	// (any other signal is ignored). SIGKILL ends the job as "killed"; so
+	// does cancelling the context.
+	Signal <-chan syscall.Signal
+}
+
+// RunningJob describes one job in progress, for the admin sessions view.
+type RunningJob struct {
+	ID      string    `json:"id"`
+	Subject string    `json:"subject"`
+	Command string    `json:"command"`
+	Started time.Time `json:"started"`
+	Bytes   int64     `json:"bytes"` // stdout + stderr so far
+}
+
+// Sessions lists and kills running jobs. Local and Client implement it.
+type Sessions interface {
+	// List returns the running jobs, oldest first.
+	List() []RunningJob
+	// Kill ends the job with this id (its result says "killed"); it
+	// returns ErrJobNotFound when no such job runs.
+	Kill(id string) error
 }
 
 // Runner runs jobs. Both the in-process Local and the socket Client
