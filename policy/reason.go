@@ -28,3 +28,7 @@ const (
 	ReasonBadSubject       ReasonCode = "bad_subject"
 	ReasonTTYNotAllowed    ReasonCode = "tty_not_allowed"
 )
+
+// ReasonInternal is a denial because deciding failed unexpectedly (a bug);
+// it is deny by default, never an allow.
+const ReasonInternal ReasonCode = "internal_error"

@@ -1,0 +1,185 @@
+package policy
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+)
+
+var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
+
+// forbiddenClientEnv are variables a client may never set, whatever the
+// policy says: they change how the loader, shells, interpreters or git
+// behave (code execution, config injection, path hijacking).
+var forbiddenClientEnv = map[string]bool{
+	"PATH": true, "HOME": true, "SHELL": true, "IFS": true, "ENV": true, "BASH_ENV": true,
+	"CDPATH": true, "PS4": true, "PROMPT_COMMAND": true, "SHELLOPTS": true, "BASHOPTS": true,
+	"TMPDIR": true, "EDITOR": true, "VISUAL": true, "PAGER": true, "LESSOPEN": true,
+	"LESSCLOSE": true, "LESSKEY": true, "TERMINFO": true, "TERMCAP": true, "GCONV_PATH": true,
+	"LOCPATH": true, "NLSPATH": true, "HOSTALIASES": true, "RESOLV_HOST_CONF": true,
+	"NODE_OPTIONS": true, "NODE_PATH": true, "PERL5LIB": true, "PERL5OPT": true, "PERLLIB": true,
+	"RUBYOPT": true, "RUBYLIB": true, "JAVA_TOOL_OPTIONS": true, "_JAVA_OPTIONS": true,
+	"ZDOTDIR": true, "INPUTRC": true, "MAIL": true, "USER": true, "LOGNAME": true,
+}
+
+// forbiddenClientEnvPrefixes: any variable starting with one of these.
+var forbiddenClientEnvPrefixes = []string{
+	"LD_", "GIT_", "BASH_FUNC_", "PYTHON", "MALLOC_", "GLIBC_", "SSH_", "XDG_", "DYLD_",
+}
+
+// clientEnvForbidden reports whether no policy may let clients set name.
+func clientEnvForbidden(name string) bool {
+	u := strings.ToUpper(name)
+	if forbiddenClientEnv[u] {
+		return true
+	}
+	for _, p := range forbiddenClientEnvPrefixes {
+		if strings.HasPrefix(u, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkSecretsFiles reads each file's secrets file (at load: a reload with a
+// bad file keeps the old set).
+func (l *loader) checkSecretsFiles() {
+	for _, pf := range l.files {
+		if pf.f.SecretsFile == "" {
+			continue
+		}
+		m, err := readSecretsFile(pf.f.SecretsFile)
+		if err != nil {
+			l.errAt(pf, "secrets_file", CodeSecretsFile, "%v", err)
+			continue
+		}
+		l.secrets[pf] = m
+	}
+}
+
+func (l *loader) checkEnvs() {
+	for _, pf := range l.files {
+		if pf.f.Env != nil {
+			l.checkEnv(pf, "env", pf.f.Env)
+		}
+	}
+}
+
+// checkEnv validates one env block.
+func (l *loader) checkEnv(pf *parsedFile, path string, e *FileEnv) {
+	where := map[string]string{}
+	note := func(kind, name string) {
+		p := path + "." + kind + "." + name
+		if !envNameRE.MatchString(name) {
+			l.errAt(pf, p, CodeBadEnv, "variable name %q is not valid", name)
+		}
+		if prev, ok := where[name]; ok {
+			l.errAt(pf, p, CodeBadEnv, "variable %q is also under %s", name, prev)
+		}
+		where[name] = kind
+	}
+	for _, k := range sortedKeys(e.Set) {
+		note("set", k)
+		if strings.ContainsAny(e.Set[k], "\x00\n\r") {
+			l.errAt(pf, path+".set."+k, CodeBadEnv, "value of %q has a control character", k)
+		}
+	}
+	for _, k := range sortedKeys(e.Client) {
+		note("client", k)
+		p := path + ".client." + k
+		if clientEnvForbidden(k) {
+			l.errAt(pf, p, CodeEnvForbidden, "clients may never set %q", k)
+		}
+		if cv := e.Client[k]; cv == nil || cv.Pattern == "" {
+			l.errAt(pf, p, CodeRequired, "client variable %q needs a pattern", k)
+		} else if _, err := regexp.Compile(anchored(cv.Pattern)); err != nil {
+			l.errAt(pf, p+".pattern", CodeBadRegex, "pattern %q does not compile: %v", cv.Pattern, err)
+		}
+	}
+	for _, k := range sortedKeys(e.Secrets) {
+		note("secrets", k)
+		l.checkSecretRef(pf, path+".secrets."+k, e.Secrets[k])
+	}
+}
+
+func (l *loader) checkSecretRef(pf *parsedFile, path, key string) {
+	if pf.f.SecretsFile == "" {
+		l.errAt(pf, path, CodeSecretMissing, "secrets need secrets_file in the same file")
+		return
+	}
+	m, ok := l.secrets[pf]
+	if !ok {
+		return // the file itself failed; reported once
+	}
+	if _, ok := m[key]; !ok {
+		l.errAt(pf, path, CodeSecretMissing, "key %q is not in the secrets file", key)
+	}
+}
+
+// mergeEnv compiles a file env and a command env into one Env (the
+// command wins).
+func (l *loader) mergeEnv(pf *parsedFile, envs ...*FileEnv) Env {
+	out := Env{Set: map[string]string{}, Client: map[string]string{}, Secrets: map[string]string{},
+		clientRE: map[string]*regexp.Regexp{}, secretValues: map[string]string{}}
+	for _, e := range envs {
+		if e == nil {
+			continue
+		}
+		for k, v := range e.Set {
+			delete(out.Client, k)
+			delete(out.Secrets, k)
+			out.Set[k] = v
+		}
+		for k, cv := range e.Client {
+			delete(out.Set, k)
+			delete(out.Secrets, k)
+			out.Client[k] = cv.Pattern
+		}
+		for k, key := range e.Secrets {
+			delete(out.Set, k)
+			delete(out.Client, k)
+			out.Secrets[k] = key
+		}
+	}
+	for k, p := range out.Client {
+		out.clientRE[k] = regexp.MustCompile(anchored(p))
+	}
+	for k, key := range out.Secrets {
+		out.secretValues[k] = l.secrets[pf][key]
+	}
+	return out
+}
+
+// buildEnv returns the final KEY=VALUE environment (sorted) and its keys,
+// or the name of a client variable that is not allowed.
+func (e *Env) buildEnv(client map[string]string) (env, keys []string, bad string) {
+	vals := make(map[string]string, len(e.Set)+len(client)+len(e.secretValues))
+	for k, v := range e.Set {
+		vals[k] = v
+	}
+	for _, k := range sortedKeys(client) {
+		re, ok := e.clientRE[k]
+		if !ok || !re.MatchString(client[k]) || !cleanEnvValue(client[k]) {
+			return nil, nil, k
+		}
+		vals[k] = client[k]
+	}
+	for k, v := range e.secretValues {
+		vals[k] = v
+	}
+	keys = sortedKeys(vals)
+	env = make([]string, len(keys))
+	for i, k := range keys {
+		env[i] = k + "=" + vals[k]
+	}
+	sort.Strings(keys)
+	return env, keys, ""
+}
+
+func cleanEnvValue(v string) bool {
+	return checkChars(v, false) == ""
+}
+
+// describeEnv is a short, value-free description for traces.
+func describeEnv(name string) string { return fmt.Sprintf("client variable %s", name) }

@@ -1,0 +1,143 @@
+package policy
+
+import (
+	"errors"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// A path argument is checked in two steps. Lexically, inside the sandbox
+// view: it is joined to the working directory, must start (by components)
+// with the target of one of the allowed roots, and no ".." may climb above
+// that root. Then on the host: the rest is opened beneath the root's host
+// directory with openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS), so the
+// kernel resolves every symlink and ".." and refuses (EXDEV) any that leave
+// the root, relative or absolute. An escape is path_outside_root, never
+// clamped. The check is advisory: the sandbox mounts are the boundary.
+
+// splitComps splits a slash path into components, dropping "" and ".".
+func splitComps(p string) []string {
+	parts := strings.Split(p, "/")
+	out := parts[:0]
+	for _, c := range parts {
+		if c != "" && c != "." {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// locate finds the root (among names) that holds p (relative to cwd) and
+// the components below its target; ".." may not climb above the target.
+func (d *decider) locate(p string, names []string) (*Root, []string, bool) {
+	var comps []string
+	if !strings.HasPrefix(p, "/") {
+		comps = splitComps(d.cwd)
+	}
+	comps = append(comps, splitComps(p)...)
+	for _, n := range names {
+		r := d.s.roots[n]
+		if r == nil {
+			continue
+		}
+		tc := splitComps(r.Target)
+		if len(comps) < len(tc) || !equalComps(comps[:len(tc)], tc) {
+			continue
+		}
+		rel := comps[len(tc):]
+		depth := 0
+		for _, c := range rel {
+			if c == ".." {
+				depth--
+			} else {
+				depth++
+			}
+			if depth < 0 {
+				return r, nil, false
+			}
+		}
+		return r, rel, true
+	}
+	return nil, nil, false
+}
+
+func equalComps(a, b []string) bool {
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// hostDir is a root's host directory for this decision's subject.
+func (d *decider) hostDir(r *Root) string {
+	if r.Workspace {
+		return strings.Replace(r.Host, subPlaceholder, d.subject, 1)
+	}
+	return r.Host
+}
+
+// checkPath validates a path against roots; wantDir requires a directory.
+func (d *decider) checkPath(p string, roots []string, mustExist, wantDir bool) (ReasonCode, string) {
+	if p == "" {
+		return ReasonBadArgument, "empty path"
+	}
+	r, rel, ok := d.locate(p, roots)
+	if !ok {
+		return ReasonPathOutsideRoot, "path is not inside an allowed root"
+	}
+	return hostCheck(d.hostDir(r), rel, mustExist, wantDir)
+}
+
+// hostCheck opens rel beneath hostRoot on the host.
+func hostCheck(hostRoot string, rel []string, mustExist, wantDir bool) (ReasonCode, string) {
+	rfd, err := unix.Open(hostRoot, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return ReasonPathNotFound, "root directory is missing"
+	}
+	defer unix.Close(rfd)
+	err = openBeneath(rfd, rel, wantDir)
+	switch {
+	case err == nil:
+		return "", ""
+	case errors.Is(err, unix.EXDEV), errors.Is(err, unix.ELOOP):
+		return ReasonPathOutsideRoot, "path resolves outside its root"
+	case (errors.Is(err, unix.ENOENT)) && !mustExist && len(rel) > 0:
+		if perr := openBeneath(rfd, rel[:len(rel)-1], true); perr != nil {
+			if errors.Is(perr, unix.EXDEV) || errors.Is(perr, unix.ELOOP) {
+				return ReasonPathOutsideRoot, "path resolves outside its root"
+			}
+			return ReasonPathNotFound, "parent directory does not exist"
+		}
+		return "", ""
+	case errors.Is(err, unix.ENOTDIR) && wantDir:
+		return ReasonPathNotFound, "not a directory"
+	}
+	return ReasonPathNotFound, "path does not exist"
+}
+
+func openBeneath(rfd int, rel []string, wantDir bool) error {
+	p := strings.Join(rel, "/")
+	if p == "" {
+		p = "."
+	}
+	how := unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS,
+	}
+	if wantDir {
+		how.Flags |= unix.O_DIRECTORY
+	}
+	for try := 0; ; try++ {
+		fd, err := unix.Openat2(rfd, p, &how)
+		if err == nil {
+			unix.Close(fd)
+			return nil
+		}
+		if !errors.Is(err, unix.EAGAIN) || try >= 3 {
+			return err
+		}
+	}
+}
