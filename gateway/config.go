@@ -1,0 +1,396 @@
+package gateway
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the gateway's whole configuration. Default returns it with every
+// default set; LoadConfig reads a file over those defaults. Every field is
+// documented with its default and its security effect in
+// deploy/execgate.example.yaml.
+type Config struct {
+	Listen        string        `yaml:"listen"`
+	MetricsListen string        `yaml:"metrics_listen"`
+	Policy        string        `yaml:"policy"`
+	StateDir      string        `yaml:"state_dir"`
+	AuditLog      string        `yaml:"audit_log"`
+	PolicyPoll    time.Duration `yaml:"policy_poll"`
+	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
+	User          string        `yaml:"user"`
+
+	TLS     TLSConfig     `yaml:"tls"`
+	JWT     JWTConfig     `yaml:"jwt"`
+	Auth    AuthConfig    `yaml:"auth"`
+	Limits  LimitsConfig  `yaml:"limits"`
+	Network NetworkConfig `yaml:"network"`
+	HTTP    HTTPConfig    `yaml:"http"`
+
+	// Dev marks the no-argument development mode; not settable from a file.
+	Dev bool `yaml:"-"`
+}
+
+// TLSConfig enables TLS on the gateway's own listener.
+type TLSConfig struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// KeyConfig names one key file.
+type KeyConfig struct {
+	ID        string `yaml:"id"`
+	File      string `yaml:"file"`
+	Algorithm string `yaml:"algorithm"`
+}
+
+// JWTConfig is how bearer tokens are verified.
+type JWTConfig struct {
+	Keys          []KeyConfig   `yaml:"keys"`
+	Issuer        string        `yaml:"issuer"`
+	Audience      string        `yaml:"audience"`
+	Leeway        time.Duration `yaml:"leeway"`
+	MaxLifetime   time.Duration `yaml:"max_lifetime"`
+	RolesClaim    string        `yaml:"roles_claim"`
+	MaxTokenBytes int           `yaml:"max_token_bytes"`
+}
+
+// AuthConfig is POST /auth/token: credentials and lockouts.
+type AuthConfig struct {
+	SigningKey KeyConfig     `yaml:"signing_key"`
+	TokenTTL   time.Duration `yaml:"token_ttl"`
+	APIKeys    []APIKey      `yaml:"api_keys"`
+	Users      []User        `yaml:"users"`
+	Lockout    LockoutConfig `yaml:"lockout"`
+}
+
+// APIKey is a credential "<id>.<secret>" whose secret is stored as a bcrypt hash.
+type APIKey struct {
+	ID         string   `yaml:"id"`
+	SecretHash string   `yaml:"secret_hash"`
+	Subject    string   `yaml:"subject"`
+	Roles      []string `yaml:"roles"`
+}
+
+// User is a username with a bcrypt password hash.
+type User struct {
+	Username     string   `yaml:"username"`
+	PasswordHash string   `yaml:"password_hash"`
+	Roles        []string `yaml:"roles"`
+}
+
+// LockoutConfig says when failed logins lock a user+IP pair or an IP out.
+type LockoutConfig struct {
+	Window        time.Duration `yaml:"window"`
+	PairThreshold int64         `yaml:"pair_threshold"`
+	IPThreshold   int64         `yaml:"ip_threshold"`
+	Duration      time.Duration `yaml:"duration"`
+}
+
+// LimitsConfig is rate limits and concurrency caps. Rates use the
+// "<count>-<S|M|H|D>" form, e.g. "10-M" is ten per minute.
+type LimitsConfig struct {
+	RedisURL           string `yaml:"redis_url"`
+	AuthPerIP          string `yaml:"auth_per_ip"`
+	AuthPerUser        string `yaml:"auth_per_user"`
+	ExecPerIP          string `yaml:"exec_per_ip"`
+	ExecPerUser        string `yaml:"exec_per_user"`
+	WSPerIP            string `yaml:"ws_per_ip"`
+	WSPerUser          string `yaml:"ws_per_user"`
+	MaxSessions        int    `yaml:"max_sessions"`
+	MaxSessionsPerUser int    `yaml:"max_sessions_per_user"`
+}
+
+// NetworkConfig is who may connect. Empty allow lists allow every address;
+// block lists win over allow lists.
+type NetworkConfig struct {
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	Allow          []string `yaml:"allow"`
+	Block          []string `yaml:"block"`
+	AdminAllow     []string `yaml:"admin_allow"`
+	AdminBlock     []string `yaml:"admin_block"`
+	WSAllow        []string `yaml:"ws_allow"`
+	WSBlock        []string `yaml:"ws_block"`
+}
+
+// HTTPConfig is server timeouts, size limits and CORS.
+type HTTPConfig struct {
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	ReadTimeout       time.Duration `yaml:"read_timeout"`
+	WriteTimeout      time.Duration `yaml:"write_timeout"`
+	IdleTimeout       time.Duration `yaml:"idle_timeout"`
+	MaxHeaderBytes    int           `yaml:"max_header_bytes"`
+	MaxBodyBytes      int64         `yaml:"max_body_bytes"`
+	CORSOrigins       []string      `yaml:"cors_origins"`
+	CORSCredentials   bool          `yaml:"cors_credentials"`
+}
+
+// Default returns the configuration with every default: the one place
+// defaults live.
+func Default() Config {
+	return Config{
+		Listen:        "127.0.0.1:8080",
+		MetricsListen: "127.0.0.1:9091",
+		Policy:        "/etc/execgate/policies",
+		StateDir:      "/var/lib/execgate",
+		PolicyPoll:    2 * time.Second,
+		ShutdownGrace: 10 * time.Second,
+		User:          "execgate",
+		JWT: JWTConfig{
+			Leeway:        30 * time.Second,
+			MaxLifetime:   60 * time.Minute,
+			RolesClaim:    "roles",
+			MaxTokenBytes: 8 << 10,
+		},
+		Auth: AuthConfig{
+			TokenTTL: 15 * time.Minute,
+			Lockout: LockoutConfig{
+				Window:        15 * time.Minute,
+				PairThreshold: 5,
+				IPThreshold:   50,
+				Duration:      15 * time.Minute,
+			},
+		},
+		Limits: LimitsConfig{
+			AuthPerIP:          "30-M",
+			AuthPerUser:        "10-M",
+			ExecPerIP:          "600-M",
+			ExecPerUser:        "120-M",
+			WSPerIP:            "60-M",
+			WSPerUser:          "30-M",
+			MaxSessions:        64,
+			MaxSessionsPerUser: 4,
+		},
+		Network: NetworkConfig{
+			AdminAllow: []string{"127.0.0.0/8", "::1/128"},
+		},
+		HTTP: HTTPConfig{
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      5 * time.Minute,
+			IdleTimeout:       120 * time.Second,
+			MaxHeaderBytes:    32 << 10,
+			MaxBodyBytes:      1 << 20,
+		},
+	}
+}
+
+// AuditLogPath is the audit log file: audit_log, or state_dir/audit.log.
+func (c *Config) AuditLogPath() string {
+	if c.AuditLog != "" {
+		return c.AuditLog
+	}
+	return strings.TrimRight(c.StateDir, "/") + "/audit.log"
+}
+
+// maxConfigBytes bounds a config file.
+const maxConfigBytes = 1 << 20
+
+// LoadConfig reads a YAML config file over Default. Unknown keys, wrong
+// types and a file readable by group or others are errors naming file:line.
+func LoadConfig(path string) (Config, error) {
+	cfg := Default()
+	if err := checkPrivateFile(path); err != nil {
+		return cfg, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return cfg, &ConfigError{File: path, Message: err.Error()}
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxConfigBytes+1))
+	if err != nil {
+		return cfg, &ConfigError{File: path, Message: err.Error()}
+	}
+	if len(data) > maxConfigBytes {
+		return cfg, &ConfigError{File: path, Message: "file larger than 1 MiB"}
+	}
+	if err := decodeConfig(path, data, &cfg); err != nil {
+		return cfg, err
+	}
+	return cfg, cfg.Validate()
+}
+
+var yamlLineRe = regexp.MustCompile(`^line (\d+): (.*)$`)
+
+// decodeConfig decodes strictly; every yaml error becomes a ConfigError.
+func decodeConfig(path string, data []byte, cfg *Config) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	err := dec.Decode(cfg)
+	if errors.Is(err, io.EOF) {
+		return nil // an empty file: all defaults
+	}
+	if err == nil {
+		var extra yaml.Node
+		if dec.Decode(&extra) != io.EOF {
+			return &ConfigError{File: path, Message: "more than one YAML document"}
+		}
+		return nil
+	}
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		var errs []error
+		for _, msg := range te.Errors {
+			errs = append(errs, yamlMsgError(path, msg))
+		}
+		return errors.Join(errs...)
+	}
+	return yamlMsgError(path, strings.TrimPrefix(err.Error(), "yaml: "))
+}
+
+func yamlMsgError(path, msg string) error {
+	if m := yamlLineRe.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		return &ConfigError{File: path, Line: line, Message: m[2]}
+	}
+	return &ConfigError{File: path, Message: msg}
+}
+
+// checkPrivateFile refuses a file that group or others may read or write.
+func checkPrivateFile(path string) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return &ConfigError{File: path, Message: err.Error()}
+	}
+	if !st.Mode().IsRegular() {
+		return &ConfigError{File: path, Message: "not a regular file"}
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return &ConfigError{File: path, Message: fmt.Sprintf("mode %04o: readable or writable by group or others (chmod 600)", st.Mode().Perm())}
+	}
+	return nil
+}
+
+// Validate checks the settings that do not need a file read.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, a ...any) {
+		errs = append(errs, &ConfigError{Key: key, Message: fmt.Sprintf(format, a...)})
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("listen", "%v", err)
+	}
+	if c.MetricsListen != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
+			bad("metrics_listen", "%v", err)
+		}
+	}
+	if c.Policy == "" {
+		bad("policy", "required")
+	}
+	if c.StateDir == "" {
+		bad("state_dir", "required")
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		bad("tls", "cert_file and key_file go together")
+	}
+	positive := map[string]time.Duration{
+		"policy_poll": c.PolicyPoll, "shutdown_grace": c.ShutdownGrace,
+		"jwt.max_lifetime": c.JWT.MaxLifetime, "auth.token_ttl": c.Auth.TokenTTL,
+		"auth.lockout.window": c.Auth.Lockout.Window, "auth.lockout.duration": c.Auth.Lockout.Duration,
+		"http.read_header_timeout": c.HTTP.ReadHeaderTimeout, "http.read_timeout": c.HTTP.ReadTimeout,
+		"http.write_timeout": c.HTTP.WriteTimeout, "http.idle_timeout": c.HTTP.IdleTimeout,
+	}
+	for k, v := range positive {
+		if v <= 0 {
+			bad(k, "must be positive, got %s", v)
+		}
+	}
+	if c.JWT.Leeway < 0 || c.JWT.Leeway > 5*time.Minute {
+		bad("jwt.leeway", "must be between 0 and 5m, got %s", c.JWT.Leeway)
+	}
+	if c.Auth.TokenTTL > c.JWT.MaxLifetime {
+		bad("auth.token_ttl", "%s exceeds jwt.max_lifetime %s", c.Auth.TokenTTL, c.JWT.MaxLifetime)
+	}
+	if c.JWT.MaxTokenBytes < 256 || c.JWT.MaxTokenBytes > 64<<10 {
+		bad("jwt.max_token_bytes", "must be between 256 and 65536, got %d", c.JWT.MaxTokenBytes)
+	}
+	if !claimNameRe.MatchString(c.JWT.RolesClaim) {
+		bad("jwt.roles_claim", "must match %s", claimNameRe)
+	}
+	if c.Auth.Lockout.PairThreshold < 1 || c.Auth.Lockout.IPThreshold < c.Auth.Lockout.PairThreshold {
+		bad("auth.lockout", "need 1 <= pair_threshold <= ip_threshold, got %d and %d", c.Auth.Lockout.PairThreshold, c.Auth.Lockout.IPThreshold)
+	}
+	if c.Limits.MaxSessions < 1 || c.Limits.MaxSessionsPerUser < 1 || c.Limits.MaxSessionsPerUser > c.Limits.MaxSessions {
+		bad("limits", "need 1 <= max_sessions_per_user <= max_sessions")
+	}
+	for k, v := range map[string]string{
+		"limits.auth_per_ip": c.Limits.AuthPerIP, "limits.auth_per_user": c.Limits.AuthPerUser,
+		"limits.exec_per_ip": c.Limits.ExecPerIP, "limits.exec_per_user": c.Limits.ExecPerUser,
+		"limits.ws_per_ip": c.Limits.WSPerIP, "limits.ws_per_user": c.Limits.WSPerUser,
+	} {
+		if _, err := parseRate(v); err != nil {
+			bad(k, "%v", err)
+		}
+	}
+	if c.Limits.RedisURL != "" && !strings.HasPrefix(c.Limits.RedisURL, "redis://") && !strings.HasPrefix(c.Limits.RedisURL, "rediss://") {
+		bad("limits.redis_url", "must be a redis:// or rediss:// URL")
+	}
+	for k, v := range map[string][]string{
+		"network.trusted_proxies": c.Network.TrustedProxies, "network.allow": c.Network.Allow,
+		"network.block": c.Network.Block, "network.admin_allow": c.Network.AdminAllow,
+		"network.admin_block": c.Network.AdminBlock, "network.ws_allow": c.Network.WSAllow,
+		"network.ws_block": c.Network.WSBlock,
+	} {
+		if _, err := parsePrefixes(v); err != nil {
+			bad(k, "%v", err)
+		}
+	}
+	if c.HTTP.MaxHeaderBytes < 1024 || c.HTTP.MaxBodyBytes < 1024 {
+		bad("http", "max_header_bytes and max_body_bytes must be at least 1024")
+	}
+	for _, o := range c.HTTP.CORSOrigins {
+		if o == "*" || !strings.HasPrefix(o, "https://") && !strings.HasPrefix(o, "http://") || strings.Count(o, "/") != 2 {
+			bad("http.cors_origins", "%q: an exact origin like https://app.example.com is required (no *, no path)", o)
+		}
+	}
+	for i, k := range c.JWT.Keys {
+		if k.File == "" {
+			bad(fmt.Sprintf("jwt.keys[%d].file", i), "required")
+		}
+	}
+	return errors.Join(errs...)
+}
+
+var claimNameRe = regexp.MustCompile(`^[A-Za-z0-9_.:/-]{1,64}$`)
+
+// parsePrefixes parses CIDRs (a bare address is a /32 or /128).
+func parsePrefixes(list []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(list))
+	for _, s := range list {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a CIDR or an address", s)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
+}
+
+// IsLoopbackListen reports whether addr listens on loopback only.
+func IsLoopbackListen(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
+}

@@ -1,0 +1,62 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+)
+
+// decodeJSON decodes the request body into dst strictly: JSON content type,
+// no unknown fields, no trailing data, right types. Errors name the field.
+func decodeJSON(c *gin.Context, dst any) error {
+	mt, _, _ := mime.ParseMediaType(c.GetHeader("Content-Type"))
+	if mt != "application/json" {
+		return errInvalid("Content-Type", "the body must be application/json", fmt.Errorf("content type %q", mt))
+	}
+	data, err := io.ReadAll(c.Request.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return httpErr(http.StatusRequestEntityTooLarge, CodePayloadTooLarge, "request body too large", err)
+		}
+		return errInvalid("", "the body could not be read", err)
+	}
+	return decodeStrict(data, dst)
+}
+
+// decodeStrict is decodeJSON's parser (fuzzed on its own).
+func decodeStrict(data []byte, dst any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return jsonError(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errInvalid("", "trailing data after the JSON object", errors.New("trailing data"))
+	}
+	return nil
+}
+
+func jsonError(err error) error {
+	var te *json.UnmarshalTypeError
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &te):
+		return errInvalid(te.Field, fmt.Sprintf("field %q must be of type %s", te.Field, te.Type.String()), err)
+	case errors.As(err, &se):
+		return errInvalid("", fmt.Sprintf("malformed JSON at byte %d", se.Offset), err)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return errInvalid("", "the body is empty or truncated", err)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return errInvalid(field, fmt.Sprintf("unknown field %q", field), err)
+	}
+	return errInvalid("", "malformed JSON", err)
+}

@@ -1,0 +1,154 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/redis/go-redis/v9"
+	"github.com/ulule/limiter/v3"
+	redisstore "github.com/ulule/limiter/v3/drivers/store/redis"
+)
+
+// rateLimits are the per-IP and per-user limiters of each scope.
+type rateLimits struct {
+	authIP, authUser, execIP, execUser, wsIP, wsUser *limiter.Limiter
+}
+
+func parseRate(s string) (limiter.Rate, error) {
+	r, err := limiter.NewRateFromFormatted(s)
+	if err != nil {
+		return r, fmt.Errorf("rate %q: want <count>-<S|M|H|D>, e.g. 10-M", s)
+	}
+	if r.Limit < 1 {
+		return r, fmt.Errorf("rate %q: count must be at least 1", s)
+	}
+	return r, nil
+}
+
+// initLimits builds the limiters and the lockouts on memory or Redis.
+func (s *Server) initLimits(ctx context.Context) error {
+	var store limiter.Store
+	var locks lockStore
+	if s.cfg.Limits.RedisURL == "" {
+		m := newMemStore()
+		store, locks = m, m
+	} else {
+		opts, err := redis.ParseURL(s.cfg.Limits.RedisURL)
+		if err != nil {
+			return &ConfigError{Key: "limits.redis_url", Message: "not a valid Redis URL"} // never echo: it may hold a password
+		}
+		if opts.TLSConfig != nil {
+			opts.TLSConfig.MinVersion = max(opts.TLSConfig.MinVersion, 0x0303)
+		}
+		client := redis.NewClient(opts)
+		s.closers = append(s.closers, client.Close)
+		pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err = client.Ping(pingCtx).Err()
+		cancel()
+		if err != nil {
+			s.close()
+			return fmt.Errorf("redis: %w", err)
+		}
+		if store, err = redisstore.NewStoreWithOptions(client, limiter.StoreOptions{Prefix: "execgate:rl", MaxRetry: 3}); err != nil {
+			s.close()
+			return fmt.Errorf("redis limiter store: %w", err)
+		}
+		locks = redisLocks{c: client}
+	}
+	l := s.cfg.Limits
+	mk := func(spec string) *limiter.Limiter {
+		r, _ := parseRate(spec) // checked by Validate
+		return limiter.New(store, r)
+	}
+	s.limits = &rateLimits{
+		authIP: mk(l.AuthPerIP), authUser: mk(l.AuthPerUser),
+		execIP: mk(l.ExecPerIP), execUser: mk(l.ExecPerUser),
+		wsIP: mk(l.WSPerIP), wsUser: mk(l.WSPerUser),
+	}
+	s.lockouts = &lockouts{store: locks, cfg: s.cfg.Auth.Lockout}
+	return nil
+}
+
+// take counts one request against lim for key; it sets the X-RateLimit-*
+// headers and returns a 429 HTTPError when over the limit.
+func (s *Server) take(c *gin.Context, lim *limiter.Limiter, scope, key string) error {
+	lc, err := lim.Get(c.Request.Context(), key)
+	if err != nil {
+		return httpErr(http.StatusServiceUnavailable, CodeUnavailable, "rate limiter unavailable", fmt.Errorf("rate limit %s: %w", scope, err))
+	}
+	h := c.Writer.Header()
+	h.Set("X-RateLimit-Limit", strconv.FormatInt(lc.Limit, 10))
+	h.Set("X-RateLimit-Remaining", strconv.FormatInt(lc.Remaining, 10))
+	h.Set("X-RateLimit-Reset", strconv.FormatInt(lc.Reset, 10))
+	if !lc.Reached {
+		return nil
+	}
+	s.metrics.Limited(scope)
+	e := httpErr(http.StatusTooManyRequests, CodeRateLimited, "rate limit exceeded, retry later", fmt.Errorf("rate limit %s %s", scope, key))
+	e.RetryAfter = max(time.Until(time.Unix(lc.Reset, 0)), time.Second)
+	ev := s.event(c, EventRejected)
+	ev.Reason = CodeRateLimited
+	ev.Message = "rate limit " + scope
+	_ = s.audit.Record(c.Request.Context(), ev)
+	return e
+}
+
+// limitIP limits by client address (IPv6 by /64).
+func (s *Server) limitIP(lim *limiter.Limiter, scope string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if err := s.take(c, lim, "ip", scope+":ip:"+rateKey(clientIP(c))); err != nil {
+			s.writeError(c, err)
+			return
+		}
+		c.Next()
+	}
+}
+
+// limitUser limits by verified subject.
+func (s *Server) limitUser(lim *limiter.Limiter, scope string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		p, _ := principal(c)
+		if err := s.take(c, lim, "user", scope+":user:"+p.Subject); err != nil {
+			s.writeError(c, err)
+			return
+		}
+		c.Next()
+	}
+}
+
+// allowNet refuses clients outside rules with 403 ip_not_allowed.
+func (s *Server) allowNet(rules netRules, what string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if !rules.permits(clientIP(c)) {
+			ev := s.event(c, EventRejected)
+			ev.Reason = CodeIPNotAllowed
+			ev.Message = what
+			_ = s.audit.Record(c.Request.Context(), ev)
+			s.writeError(c, httpErr(http.StatusForbidden, CodeIPNotAllowed, "your network may not use this endpoint", fmt.Errorf("%s: %s not allowed", what, clientIP(c))))
+			return
+		}
+		c.Next()
+	}
+}
+
+// wsGuard applies the WebSocket network rules and per-IP limit to any
+// upgrade request.
+func (s *Server) wsGuard(c *gin.Context) {
+	if c.GetHeader("Upgrade") == "" {
+		c.Next()
+		return
+	}
+	if !s.netWS.permits(clientIP(c)) {
+		s.writeError(c, httpErr(http.StatusForbidden, CodeIPNotAllowed, "your network may not open WebSocket connections", fmt.Errorf("ws: %s not allowed", clientIP(c))))
+		return
+	}
+	if err := s.take(c, s.limits.wsIP, "ip", "ws:ip:"+rateKey(clientIP(c))); err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.Next()
+}
