@@ -1,0 +1,387 @@
+package policy
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// This file compares two compiled policy sets for reviewers (`execgate
+// policy diff`). It works on the compiled form, never the text, so a
+// reordered or recommented but equivalent file reports no difference. Every
+// difference is classified: Loosened (NEW allows something OLD did not),
+// Tightened (NEW allows less), or Changed (a difference whose direction a
+// program cannot judge, such as a new regex or a new binary path).
+
+// ChangeKind classifies one difference.
+type ChangeKind string
+
+// The change kinds, in report order.
+const (
+	Loosened  ChangeKind = "loosened"
+	Tightened ChangeKind = "tightened"
+	Changed   ChangeKind = "changed"
+)
+
+// Change is one difference between two sets.
+type Change struct {
+	Kind  ChangeKind `json:"kind"`
+	Where string     `json:"where"` // rule id, e.g. "commands.git.subcommands.log"
+	What  string     `json:"what"`
+}
+
+// Diff compares two compiled sets: what new allows that old did not, what
+// it tightened and what changed otherwise. The result is sorted by kind,
+// place and text; it is empty when the sets are equivalent.
+func Diff(old, new *Set) []Change {
+	d := &differ{old: old, new: new}
+	d.commands()
+	d.roles()
+	d.roots()
+	d.profiles()
+	sort.Slice(d.out, func(i, j int) bool {
+		a, b := d.out[i], d.out[j]
+		if a.Kind != b.Kind {
+			return kindRank(a.Kind) < kindRank(b.Kind)
+		}
+		if a.Where != b.Where {
+			return a.Where < b.Where
+		}
+		return a.What < b.What
+	})
+	return slices.Compact(d.out)
+}
+
+func kindRank(k ChangeKind) int {
+	switch k {
+	case Loosened:
+		return 0
+	case Tightened:
+		return 1
+	}
+	return 2
+}
+
+// WriteDiff renders changes for a reviewer, one section per kind.
+func WriteDiff(w io.Writer, changes []Change) error {
+	if len(changes) == 0 {
+		_, err := fmt.Fprintln(w, "no difference: the two policies allow the same")
+		return err
+	}
+	titles := map[ChangeKind]string{
+		Loosened:  "NEW allows what OLD did not",
+		Tightened: "NEW tightens",
+		Changed:   "changed (judge by hand)",
+	}
+	var b strings.Builder
+	for _, k := range []ChangeKind{Loosened, Tightened, Changed} {
+		var sect []Change
+		for _, c := range changes {
+			if c.Kind == k {
+				sect = append(sect, c)
+			}
+		}
+		if len(sect) == 0 {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('\n')
+		}
+		fmt.Fprintf(&b, "%s (%d):\n", titles[k], len(sect))
+		for _, c := range sect {
+			fmt.Fprintf(&b, "  %s: %s\n", c.Where, c.What)
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+type differ struct {
+	old, new *Set
+	out      []Change
+}
+
+func (d *differ) add(k ChangeKind, where, format string, args ...any) {
+	d.out = append(d.out, Change{Kind: k, Where: where, What: fmt.Sprintf(format, args...)})
+}
+
+// added/removed report set differences of two sorted string lists.
+func (d *differ) members(where, what string, old, new []string, grow ChangeKind) {
+	shrink := Tightened
+	if grow == Tightened {
+		shrink = Loosened
+	} else if grow == Changed {
+		shrink = Changed
+	}
+	for _, x := range new {
+		if !slices.Contains(old, x) {
+			d.add(grow, where, "%s %s added", what, x)
+		}
+	}
+	for _, x := range old {
+		if !slices.Contains(new, x) {
+			d.add(shrink, where, "%s %s removed", what, x)
+		}
+	}
+}
+
+// who returns every role of s whose closure reaches one of roles: the roles
+// that may actually run a rule that names roles.
+func who(s *Set, roles []string) []string {
+	var out []string
+	for _, r := range s.Roles() {
+		if intersects(r.Closure, roles) {
+			out = append(out, r.Name)
+		}
+	}
+	return out
+}
+
+func (d *differ) commands() {
+	for _, oc := range d.old.Commands() {
+		if _, ok := d.new.Command(oc.Name); !ok {
+			d.add(Tightened, oc.ID, "command removed")
+		}
+	}
+	for _, nc := range d.new.Commands() {
+		oc, ok := d.old.Command(nc.Name)
+		if !ok {
+			d.add(Loosened, nc.ID, "new command %s (%s), run by roles [%s] in profile %s",
+				nc.Name, nc.Path, strings.Join(who(d.new, reachable(&nc.Grammar)), ", "), nc.Profile)
+			continue
+		}
+		d.command(oc, nc)
+	}
+}
+
+// reachable is every role named anywhere in a grammar tree.
+func reachable(g *Grammar) []string {
+	out := append([]string(nil), g.Roles...)
+	for _, sc := range g.Subcommands {
+		out = append(out, reachable(&sc.Grammar)...)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+func (d *differ) command(oc, nc *Command) {
+	id := nc.ID
+	if oc.Path != nc.Path {
+		d.add(Changed, id, "binary %s -> %s", oc.Path, nc.Path)
+	}
+	switch {
+	case oc.SHA256 != "" && nc.SHA256 == "":
+		d.add(Loosened, id, "sha256 pin removed")
+	case oc.SHA256 == "" && nc.SHA256 != "":
+		d.add(Tightened, id, "sha256 pin added")
+	case oc.SHA256 != nc.SHA256:
+		d.add(Changed, id, "sha256 pin %s -> %s", oc.SHA256, nc.SHA256)
+	}
+	if oc.Cwd != nc.Cwd {
+		d.add(Changed, id, "working directory root %s -> %s", oc.Cwd, nc.Cwd)
+	}
+	if oc.Profile != nc.Profile {
+		d.add(Changed, id, "profile %s -> %s", oc.Profile, nc.Profile)
+		op, _ := d.old.Profile(oc.Profile)
+		np, _ := d.new.Profile(nc.Profile)
+		d.profileFields(id+" (profile "+oc.Profile+" -> "+nc.Profile+")", op, np)
+		d.members(id, "mount", d.old.ProfileMounts(oc.Profile), d.new.ProfileMounts(nc.Profile), Loosened)
+	}
+	d.env(id, oc.Env, nc.Env)
+	d.grammar(&oc.Grammar, &nc.Grammar)
+}
+
+func (d *differ) env(id string, o, n Env) {
+	for _, k := range sortedMapKeys(o.Set, n.Set) {
+		ov, oin := o.Set[k]
+		nv, nin := n.Set[k]
+		switch {
+		case !oin:
+			d.add(Changed, id, "env %s=%q set", k, nv)
+		case !nin:
+			d.add(Changed, id, "env %s (was %q) no longer set", k, ov)
+		case ov != nv:
+			d.add(Changed, id, "env %s=%q -> %q", k, ov, nv)
+		}
+	}
+	for _, k := range sortedMapKeys(o.Client, n.Client) {
+		ov, oin := o.Client[k]
+		nv, nin := n.Client[k]
+		switch {
+		case !oin:
+			d.add(Loosened, id, "client may set env %s matching %q", k, nv)
+		case !nin:
+			d.add(Tightened, id, "client may no longer set env %s", k)
+		case ov != nv:
+			d.add(Changed, id, "client env %s pattern %q -> %q", k, ov, nv)
+		}
+	}
+	for _, k := range sortedMapKeys(o.Secrets, n.Secrets) {
+		ov, oin := o.Secrets[k]
+		nv, nin := n.Secrets[k]
+		switch {
+		case !oin:
+			d.add(Changed, id, "secret env %s from key %s added", k, nv)
+		case !nin:
+			d.add(Changed, id, "secret env %s removed", k)
+		case ov != nv:
+			d.add(Changed, id, "secret env %s key %s -> %s", k, ov, nv)
+		}
+	}
+}
+
+func sortedMapKeys(a, b map[string]string) []string {
+	var keys []string
+	for k := range a {
+		keys = append(keys, k)
+	}
+	for k := range b {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return slices.Compact(keys)
+}
+
+func (d *differ) grammar(o, n *Grammar) {
+	id := n.ID
+	d.members(id, "role", who(d.old, o.Roles), who(d.new, n.Roles), Loosened)
+	d.toggle(id, "end_of_options", o.EndOfOptions, n.EndOfOptions, func(v string) bool { return v != "" })
+	d.flagBool(id, "bundled short flags", o.Bundle, n.Bundle)
+	d.flagBool(id, "long-flag prefix matching", o.PrefixMatch, n.PrefixMatch)
+	if o.Order != n.Order {
+		d.add(Changed, id, "argv order %s -> %s", o.Order, n.Order)
+	}
+	d.members(id, "denied flag", o.Deny, n.Deny, Tightened)
+	d.limitsDiff(id, o.Limits, n.Limits)
+	d.flags(id, o.Flags, n.Flags)
+	d.positionals(id, o.Positionals, n.Positionals)
+	for _, osc := range o.Subcommands {
+		if _, ok := n.Subcommand(osc.Name); !ok {
+			d.add(Tightened, osc.ID, "subcommand removed")
+		}
+	}
+	for _, ns := range n.Subcommands {
+		osc, ok := o.Subcommand(ns.Name)
+		if !ok {
+			d.add(Loosened, ns.ID, "new subcommand %s, run by roles [%s]", ns.Name, strings.Join(who(d.new, reachable(&ns.Grammar)), ", "))
+			continue
+		}
+		d.grammar(&osc.Grammar, &ns.Grammar)
+	}
+}
+
+// toggle reports a setting whose presence is the tighter state.
+func (d *differ) toggle(id, what, o, n string, on func(string) bool) {
+	switch {
+	case o == n:
+	case on(o) && !on(n):
+		d.add(Loosened, id, "%s %q removed", what, o)
+	case !on(o) && on(n):
+		d.add(Tightened, id, "%s %q added", what, n)
+	default:
+		d.add(Changed, id, "%s %q -> %q", what, o, n)
+	}
+}
+
+// flagBool reports a parsing convenience whose enabling accepts more forms.
+func (d *differ) flagBool(id, what string, o, n bool) {
+	if o == n {
+		return
+	}
+	if n {
+		d.add(Loosened, id, "%s enabled", what)
+	} else {
+		d.add(Tightened, id, "%s disabled", what)
+	}
+}
+
+func (d *differ) limitsDiff(id string, o, n Limits) {
+	d.num(id, "max_arg_bytes", int64(o.MaxArgBytes), int64(n.MaxArgBytes), false, sizeText)
+	d.num(id, "max_args", int64(o.MaxArgs), int64(n.MaxArgs), false, intText)
+	d.num(id, "max_total_bytes", int64(o.MaxTotalBytes), int64(n.MaxTotalBytes), false, sizeText)
+}
+
+func sizeText(v int64) string { return Size(v).String() }
+func intText(v int64) string  { return fmt.Sprint(v) }
+
+// num reports a limit where a larger value allows more; with
+// zeroUnlimited, 0 means no limit at all.
+func (d *differ) num(id, key string, o, n int64, zeroUnlimited bool, text func(int64) string) {
+	if o == n {
+		return
+	}
+	render := func(v int64) string {
+		if zeroUnlimited && v == 0 {
+			return "unlimited"
+		}
+		return text(v)
+	}
+	looser := n > o
+	if zeroUnlimited && (o == 0 || n == 0) {
+		looser = n == 0
+	}
+	k := Tightened
+	if looser {
+		k = Loosened
+	}
+	d.add(k, id, "%s %s -> %s", key, render(o), render(n))
+}
+
+func (d *differ) flags(id string, o, n []*Flag) {
+	find := func(list []*Flag, canon string) *Flag {
+		for _, f := range list {
+			if f.Canonical == canon {
+				return f
+			}
+		}
+		return nil
+	}
+	for _, of := range o {
+		if find(n, of.Canonical) == nil {
+			d.add(Tightened, id, "flag %s removed", of.Canonical)
+		}
+	}
+	for _, nf := range n {
+		of := find(o, nf.Canonical)
+		if of == nil {
+			d.add(Loosened, id, "flag %s allowed (%s)", strings.Join(nf.Names, ", "), describeValue(nf.Value))
+			continue
+		}
+		fid := id + " flag " + nf.Canonical
+		d.members(fid, "spelling", of.Names, nf.Names, Loosened)
+		d.members(fid, "value form", of.Forms, nf.Forms, Loosened)
+		d.value(fid, "value", of.Value, nf.Value)
+	}
+}
+
+func (d *differ) positionals(id string, o, n Positionals) {
+	if o.Min != n.Min {
+		k := Loosened
+		if n.Min > o.Min {
+			k = Tightened
+		}
+		d.add(k, id, "positionals min %d -> %d", o.Min, n.Min)
+	}
+	d.num(id, "positionals max", int64(o.Max), int64(n.Max), false, intText)
+	for i := 0; i < max(len(o.Items), len(n.Items)); i++ {
+		what := fmt.Sprintf("positional %d", i+1)
+		switch {
+		case i >= len(o.Items):
+			d.add(Loosened, id, "%s typed %s", what, describeValue(n.Items[i]))
+		case i >= len(n.Items):
+			d.add(Changed, id, "%s no longer typed %s", what, describeValue(o.Items[i]))
+		default:
+			d.value(id, what, o.Items[i], n.Items[i])
+		}
+	}
+	switch {
+	case o.Rest == nil && n.Rest != nil:
+		d.add(Loosened, id, "further positionals allowed (%s)", describeValue(*n.Rest))
+	case o.Rest != nil && n.Rest == nil:
+		d.add(Tightened, id, "further positionals no longer allowed")
+	case o.Rest != nil:
+		d.value(id, "further positionals", *o.Rest, *n.Rest)
+	}
+}
