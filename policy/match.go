@@ -47,7 +47,12 @@ func (sc *argScanner) scanLevel() ([]string, *Subcommand, *fail) {
 			sc.i++
 			continue
 		}
-		if !ended && len(a) > 1 && a[0] == '-' {
+		word, _, _ := strings.Cut(a, "=")
+		isFlag := !ended && len(a) > 1 && a[0] == '-'
+		if (isFlag || len(sc.g.Subcommands) > 0) && strings.ContainsAny(word, "\n\t") {
+			return nil, nil, sc.deny(ReasonControlCharacter, "newline or tab outside multi-line text")
+		}
+		if isFlag {
 			if f := sc.scanFlag(); f != nil {
 				return nil, nil, f
 			}
