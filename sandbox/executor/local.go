@@ -20,7 +20,7 @@ import (
 // Policy is what the executor needs of a loaded, immutable policy set;
 // *policy.Set implements it.
 type Policy interface {
-	Decide(ctx context.Context, req policy.Request) policy.Decision
+	Decide(ctx context.Context, req policy.Request) *policy.Decision
 	Hash() string
 }
 
@@ -101,7 +101,11 @@ func (l *Local) Run(ctx context.Context, job Job) (*policy.Decision, sandbox.Res
 	if pol == nil {
 		return nil, sandbox.Result{}, ErrNoPolicy
 	}
-	d := pol.Decide(ctx, job.Request)
+	dp := pol.Decide(ctx, job.Request)
+	if dp == nil {
+		return nil, sandbox.Result{}, fmt.Errorf("decide job %s: no decision: %w", job.ID, ErrInternal)
+	}
+	d := *dp
 	if !d.Allowed {
 		return &d, sandbox.Result{}, &DeniedError{Decision: d}
 	}
