@@ -1,0 +1,152 @@
+package sandbox
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/opencontainers/cgroups"
+)
+
+// Defaults of Config, in one place. Each says what it is and what it does
+// for security.
+const (
+	// DefaultInstance is the instance name when none is given. Two
+	// gateways on one host must use different instance names: each one
+	// owns its state root and cgroup parent and sweeps only those.
+	DefaultInstance = "default"
+	// DefaultStateRootBase is the directory under which each instance's
+	// state root is created (<base>/<instance>). It holds container state,
+	// the shared read-only root skeleton and the lock file; it is 0700
+	// root and never visible inside a sandbox.
+	DefaultStateRootBase = "/run/execgate"
+	// DefaultCgroupParentBase is the absolute cgroup under which each
+	// instance's containers live (<base>/<instance>/<run id>). Absolute, so
+	// it never nests under the caller's own cgroup (trap 10); on cgroup v2
+	// it must lie inside the service's delegated subtree.
+	DefaultCgroupParentBase = "/execgate"
+	// DefaultMinFreeBytes is the free space below which runs are refused
+	// with ErrDiskFull, so no user can fill the disk that the state (and
+	// typically the audit log) lives on.
+	DefaultMinFreeBytes = 512 << 20
+	// DefaultStarters is the number of OS-thread-locked goroutines that
+	// start containers (trap 6: ParentDeathSignal belongs to the thread
+	// that forked the init, so that thread must outlive the container).
+	DefaultStarters = 4
+	// DefaultSandboxUID and DefaultSandboxGID are the unprivileged ids a
+	// profile without its own runs as (nobody/nogroup).
+	DefaultSandboxUID = 65534
+	DefaultSandboxGID = 65534
+	// cgroupMountRoot is where the cgroup file systems are mounted.
+	cgroupMountRoot = "/sys/fs/cgroup"
+)
+
+var instanceRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
+
+// Config configures a Manager. The zero value is usable: withDefaults
+// fills every unset field.
+type Config struct {
+	// Instance names this gateway instance (default "default"); it is part
+	// of the default state root and cgroup parent.
+	Instance string
+	// StateRoot is the instance's private state directory (default
+	// /run/execgate/<instance>). It must not lie under the directory of
+	// InitPath (trap 3: the sealed re-exec of the binary fails, and
+	// libcontainer silently copies the binary on every run instead).
+	StateRoot string
+	// CgroupParent is the absolute cgroup path under which the instance's
+	// containers are created (default /execgate/<instance>).
+	CgroupParent string
+	// InitPath is the binary libcontainer re-executes as "<binary> init".
+	// libcontainer always re-executes /proc/self/exe, so this must be the
+	// running binary (default: /proc/self/exe resolved); it is used by the
+	// self-check of the binary's location.
+	InitPath string
+	// MinFreeBytes: runs are refused with ErrDiskFull when the state root's
+	// or the workspace's file system has less free space (default 512 MiB).
+	MinFreeBytes uint64
+	// CgroupVersion is 1 or 2; 0 detects it from the host. Only the
+	// container configuration depends on it (v2 cannot run on a v1 host).
+	CgroupVersion int
+	// Starters is the number of thread-locked starter goroutines (default 4).
+	Starters int
+	// WorkspaceImageRoot holds the per-user file system images that
+	// enforce Profile.WorkspaceBytes (default <StateRoot>/images; set it to
+	// persistent storage in production).
+	WorkspaceImageRoot string
+}
+
+// withDefaults returns cfg with every unset field filled and checks it.
+func (cfg Config) withDefaults() (Config, error) {
+	if cfg.Instance == "" {
+		cfg.Instance = DefaultInstance
+	}
+	if !instanceRE.MatchString(cfg.Instance) {
+		return cfg, fmt.Errorf("sandbox config: instance %q: want %s", cfg.Instance, instanceRE)
+	}
+	if cfg.StateRoot == "" {
+		cfg.StateRoot = filepath.Join(DefaultStateRootBase, cfg.Instance)
+	}
+	if cfg.CgroupParent == "" {
+		cfg.CgroupParent = DefaultCgroupParentBase + "/" + cfg.Instance
+	}
+	if cfg.MinFreeBytes == 0 {
+		cfg.MinFreeBytes = DefaultMinFreeBytes
+	}
+	if cfg.Starters <= 0 {
+		cfg.Starters = DefaultStarters
+	}
+	if cfg.CgroupVersion == 0 {
+		cfg.CgroupVersion = detectCgroupVersion()
+	}
+	if cfg.InitPath == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return cfg, fmt.Errorf("sandbox config: resolve own binary: %w", err)
+		}
+		cfg.InitPath = exe
+	}
+	if cfg.WorkspaceImageRoot == "" {
+		cfg.WorkspaceImageRoot = filepath.Join(cfg.StateRoot, "images")
+	}
+	return cfg, cfg.check()
+}
+
+func (cfg Config) check() error {
+	for name, p := range map[string]string{"state root": cfg.StateRoot, "cgroup parent": cfg.CgroupParent, "init path": cfg.InitPath, "workspace image root": cfg.WorkspaceImageRoot} {
+		if !filepath.IsAbs(p) || filepath.Clean(p) != p {
+			return fmt.Errorf("sandbox config: %s %q: want a clean absolute path", name, p)
+		}
+	}
+	if cfg.StateRoot == "/" || cfg.CgroupParent == "/" {
+		return fmt.Errorf("sandbox config: state root and cgroup parent must not be /")
+	}
+	if cfg.CgroupVersion != 1 && cfg.CgroupVersion != 2 {
+		return fmt.Errorf("sandbox config: cgroup version %d: want 1 or 2", cfg.CgroupVersion)
+	}
+	return nil
+}
+
+// detectCgroupVersion says 2 on a unified-only host, else 1 (including the
+// hybrid layout of this kind of machine).
+func detectCgroupVersion() int {
+	if cgroups.IsCgroup2UnifiedMode() {
+		return 2
+	}
+	return 1
+}
+
+// isUnder reports whether p is dir or lies below it.
+func isUnder(p, dir string) bool {
+	if dir == "/" {
+		return true
+	}
+	return p == dir || strings.HasPrefix(p, dir+"/")
+}
+
+// Layout of the state root.
+func (cfg Config) containersDir() string { return filepath.Join(cfg.StateRoot, "containers") }
+func (cfg Config) rootfsDir() string     { return filepath.Join(cfg.StateRoot, "rootfs") }
+func (cfg Config) lockPath() string      { return filepath.Join(cfg.StateRoot, "lock") }

@@ -1,0 +1,184 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"github.com/opencontainers/runc/libcontainer/configs"
+	"golang.org/x/sys/unix"
+
+	"github.com/execgate/execgate/policy"
+)
+
+// Manager runs sandboxes for one instance. It is safe for concurrent use.
+// New checks the host, locks the instance and sweeps what a crashed
+// earlier process of the instance left; Close releases everything.
+type Manager struct {
+	cfg      Config
+	log      *slog.Logger
+	lock     *os.File
+	skel     *skeleton
+	starters *starterPool
+	images   *imageMounts
+	cgMounts []string // mount points of every cgroup hierarchy
+
+	seccompMu    sync.Mutex
+	seccompCache map[string]*configs.Seccomp
+
+	mu     sync.Mutex
+	closed bool
+	runs   sync.WaitGroup // active Run calls
+	bg     sync.WaitGroup // stdin copiers that outlive their run (blocked in the caller's Read)
+	seq    atomic.Uint64
+}
+
+// New checks the host (Selfcheck), takes the instance lock under the state
+// root, sweeps leftovers of an earlier process of the same instance,
+// builds the shared root skeleton and starts the starter threads.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (*Manager, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		return nil, errors.New("sandbox: nil logger")
+	}
+	if _, err := Selfcheck(cfg); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.StateRoot, 0o700); err != nil {
+		return nil, fmt.Errorf("state root %s: %w", cfg.StateRoot, err)
+	}
+	if err := os.Chmod(cfg.StateRoot, 0o700); err != nil {
+		return nil, fmt.Errorf("state root %s: %w", cfg.StateRoot, err)
+	}
+	lock, err := lockInstance(cfg.lockPath())
+	if err != nil {
+		return nil, err
+	}
+	m := &Manager{cfg: cfg, log: log, lock: lock, seccompCache: map[string]*configs.Seccomp{}}
+	m.images = newImageMounts(cfg.WorkspaceImageRoot, log)
+	if m.cgMounts, err = cgroupMounts(); err != nil {
+		lock.Close()
+		return nil, err
+	}
+	if err := m.sweep(ctx); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("sweep leftovers: %w", err)
+	}
+	if m.skel, err = buildSkeleton(cfg.rootfsDir()); err != nil {
+		lock.Close()
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.containersDir(), 0o700); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("containers dir: %w", err)
+	}
+	for _, name := range []string{SeccompDefault, SeccompStrict} {
+		if _, err := m.seccompFor(&policy.Profile{Seccomp: name}); err != nil {
+			lock.Close()
+			return nil, err
+		}
+	}
+	m.starters = newStarterPool(cfg.Starters)
+	log.Info("sandbox manager ready", "instance", cfg.Instance, "state_root", cfg.StateRoot,
+		"cgroup_parent", cfg.CgroupParent, "cgroup_version", cfg.CgroupVersion)
+	return m, nil
+}
+
+// lockInstance takes an exclusive, non-blocking flock on path.
+func lockInstance(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open lock %s: %w", path, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, &LockedError{Path: path}
+		}
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// Config returns the effective configuration (defaults applied).
+func (m *Manager) Config() Config { return m.cfg }
+
+// acquire registers a run; it fails after Close.
+func (m *Manager) acquire() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	m.runs.Add(1)
+	return nil
+}
+
+// Close waits for active runs to end (cancel their contexts first), stops
+// the starter threads, unmounts the workspace images, removes the root
+// skeleton and releases the lock. It is safe to call twice.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.closed = true
+	m.mu.Unlock()
+	m.runs.Wait()
+	m.bg.Wait()
+	m.starters.close()
+	err := m.images.unmountAll()
+	if rerr := os.RemoveAll(m.cfg.rootfsDir()); rerr != nil {
+		err = errors.Join(err, fmt.Errorf("remove root skeleton: %w", rerr))
+	}
+	if lerr := m.lock.Close(); lerr != nil {
+		err = errors.Join(err, fmt.Errorf("release lock: %w", lerr))
+	}
+	return err
+}
+
+// seccompFor returns the compiled seccomp config of a profile's named
+// seccomp profile, compiling it once.
+func (m *Manager) seccompFor(p *policy.Profile) (*configs.Seccomp, error) {
+	key := p.Seccomp
+	if key != SeccompDefault && key != SeccompStrict {
+		key = "file:" + p.SeccompFile
+	}
+	m.seccompMu.Lock()
+	defer m.seccompMu.Unlock()
+	if sc, ok := m.seccompCache[key]; ok {
+		return sc, nil
+	}
+	var allow []string
+	switch p.Seccomp {
+	case SeccompDefault:
+		allow = defaultAllow
+	case SeccompStrict:
+		allow = strictAllow
+	case "":
+		return nil, &SpecError{Field: "profile.seccomp", Reason: "empty: name default, strict or a custom profile"}
+	default:
+		if p.SeccompFile == "" {
+			return nil, fmt.Errorf("%w: custom profile %q has no file", ErrSeccompProfile, p.Seccomp)
+		}
+		f, err := LoadSeccompFile(p.SeccompFile)
+		if err != nil {
+			return nil, err
+		}
+		allow = f.Allow
+	}
+	sc, err := compileSeccomp(allow)
+	if err != nil {
+		return nil, fmt.Errorf("compile seccomp profile %q: %w", p.Seccomp, err)
+	}
+	m.seccompCache[key] = sc
+	return sc, nil
+}

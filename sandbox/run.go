@@ -1,0 +1,256 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/opencontainers/runc/libcontainer"
+	"github.com/opencontainers/runc/libcontainer/configs"
+	"golang.org/x/sys/unix"
+
+	"github.com/execgate/execgate/policy"
+)
+
+var idRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+
+// Run runs spec in a fresh container and returns when the command and
+// every process it started are gone and the container is destroyed. An
+// error means the run could not be started (or its cleanup failed); a
+// command that ran and failed is a Result with its exit code or signal.
+// Cancelling ctx kills the container (EndedKilled).
+//
+// Spec.Stdout and Spec.Stderr must return from Write eventually (a writer
+// that blocks forever blocks Run). A Spec.Stdin Read still blocked when the
+// run ends is left to return on its own; the Manager waits for it in Close.
+func (m *Manager) Run(ctx context.Context, spec Spec) (Result, error) {
+	if err := m.acquire(); err != nil {
+		return Result{}, err
+	}
+	defer m.runs.Done()
+	cfg, err := m.prepare(ctx, &spec)
+	if err != nil {
+		return Result{}, err
+	}
+	r := &run{m: m, spec: &spec, id: cfg.Cgroups.Path[len(m.cfg.CgroupParent)+1:], cfg: cfg}
+	return r.execute(ctx)
+}
+
+// prepare validates spec, checks free space, creates the workspace and
+// mount points and returns the container configuration.
+func (m *Manager) prepare(ctx context.Context, spec *Spec) (*configs.Config, error) {
+	if err := validateSpec(spec); err != nil {
+		return nil, err
+	}
+	p := &spec.Profile
+	if err := checkFreeSpace(m.cfg.StateRoot, m.cfg.MinFreeBytes); err != nil {
+		return nil, err
+	}
+	if err := m.skel.ensureUser(p.UID, p.GID); err != nil {
+		return nil, err
+	}
+	for _, mt := range spec.Mounts {
+		if err := m.skel.ensureTarget(mt.Target); err != nil {
+			return nil, err
+		}
+		if mt.Workspace {
+			if err := m.prepareWorkspace(ctx, mt, p); err != nil {
+				return nil, err
+			}
+		} else if _, err := os.Stat(mt.Source); err != nil {
+			return nil, &SpecError{Field: "mount source", Reason: err.Error()}
+		}
+	}
+	sc, err := m.seccompFor(p)
+	if err != nil {
+		return nil, err
+	}
+	id := fmt.Sprintf("%s-%d", spec.ID, m.seq.Add(1))
+	return buildConfig(configInput{
+		ID: id, CgroupParent: m.cfg.CgroupParent, CgroupVersion: m.cfg.CgroupVersion,
+		Rootfs: m.skel.dir, HostDirs: m.skel.hostDirs, EtcBinds: m.skel.etc,
+		Seccomp: sc, Spec: spec,
+	}), nil
+}
+
+func (m *Manager) prepareWorkspace(ctx context.Context, mt policy.Mount, p *policy.Profile) error {
+	if err := ensureWorkspace(mt, p.UID, p.GID); err != nil {
+		return err
+	}
+	if p.WorkspaceBytes > 0 {
+		if err := m.images.ensure(ctx, mt.Source, p.WorkspaceBytes, p.UID, p.GID); err != nil {
+			return err
+		}
+	}
+	return checkFreeSpace(mt.Source, m.cfg.MinFreeBytes)
+}
+
+// validateSpec refuses a Spec that cannot be run safely.
+func validateSpec(s *Spec) error {
+	if s.ID == "" {
+		s.ID = "run"
+	}
+	if !idRE.MatchString(s.ID) {
+		return &SpecError{Field: "id", Reason: fmt.Sprintf("%q: want %s", s.ID, idRE)}
+	}
+	if len(s.Argv) == 0 || !filepath.IsAbs(s.Argv[0]) {
+		return &SpecError{Field: "argv", Reason: "argv[0] must be an absolute path"}
+	}
+	for _, a := range s.Argv {
+		if strings.IndexByte(a, 0) >= 0 {
+			return &SpecError{Field: "argv", Reason: "NUL byte in an argument"}
+		}
+	}
+	for _, e := range s.Env {
+		if k, _, ok := strings.Cut(e, "="); !ok || k == "" || strings.IndexByte(e, 0) >= 0 {
+			return &SpecError{Field: "env", Reason: "entries must be KEY=VALUE without NUL"}
+		}
+	}
+	if s.Cwd == "" {
+		s.Cwd = "/"
+	}
+	if !filepath.IsAbs(s.Cwd) || filepath.Clean(s.Cwd) != s.Cwd {
+		return &SpecError{Field: "cwd", Reason: fmt.Sprintf("%q: want a clean absolute path", s.Cwd)}
+	}
+	if s.TTY && !s.Profile.TTY {
+		return &SpecError{Field: "tty", Reason: fmt.Sprintf("profile %q does not allow a terminal", s.Profile.Name)}
+	}
+	return validateProfile(&s.Profile)
+}
+
+// run is one execution.
+type run struct {
+	m    *Manager
+	spec *Spec
+	id   string
+	cfg  *configs.Config
+
+	container *libcontainer.Container
+	process   *libcontainer.Process
+	io        *runIO
+}
+
+func (r *run) execute(ctx context.Context) (res Result, err error) {
+	t0 := time.Now()
+	r.io, err = newRunIO(r.spec)
+	if err != nil {
+		return Result{}, err
+	}
+	defer r.io.closeAll()
+	if err := r.start(); err != nil {
+		return Result{}, err
+	}
+	res.StartLatency = time.Since(t0)
+	defer func() {
+		if derr := r.destroy(); derr != nil {
+			err = errors.Join(err, derr)
+		}
+	}()
+	r.io.afterStart()
+	if r.spec.TTY {
+		if err := r.io.receiveConsole(); err != nil {
+			_ = r.container.Signal(unix.SIGKILL)
+			return Result{}, err
+		}
+	}
+	runDone := make(chan struct{})
+	gate := newOutputGate(r.spec.Profile.MaxOutputBytes, r.spec.Profile.OutputRate, r.spec.Profile.KeepOnOutputCap, runDone)
+	copiers := r.io.startCopiers(r.spec, gate, &r.m.bg)
+	ended, state := r.supervise(ctx, gate)
+	close(runDone)
+	r.io.endRun()
+	out := copiers.wait()
+	res.Duration = time.Since(t0)
+	fillOutput(&res, out)
+	fillExit(&res, state)
+	counters := readCounters(r.m.cfg.CgroupVersion, r.cfg.Cgroups.Path)
+	res.EndedBy = endedBy(ended, &res, counters)
+	return res, nil
+}
+
+// supervise waits for the command, enforcing the timeout (TERM, then KILL
+// after the grace), the caller's cancellation and the output cap. It
+// returns what it ended the run for ("" when the command exited on its own).
+func (r *run) supervise(ctx context.Context, gate *outputGate) (EndedBy, *os.ProcessState) {
+	waitCh := make(chan *os.ProcessState, 1)
+	go func() {
+		st, _ := r.process.Wait()
+		waitCh <- st
+	}()
+	p := &r.spec.Profile
+	timeout := time.NewTimer(p.Timeout)
+	defer timeout.Stop()
+	var grace <-chan time.Time
+	var ended EndedBy
+	kill := func(why EndedBy) {
+		if ended == "" {
+			ended = why
+		}
+		_ = r.container.Signal(unix.SIGKILL)
+	}
+	capHit := gate.capHit
+	for {
+		select {
+		case st := <-waitCh:
+			return ended, st
+		case <-timeout.C:
+			ended = EndedTimeout
+			_ = r.process.Signal(unix.SIGTERM)
+			g := time.NewTimer(p.KillGrace)
+			defer g.Stop()
+			grace = g.C
+		case <-grace:
+			grace = nil
+			kill(EndedTimeout)
+		case <-ctx.Done():
+			kill(EndedKilled)
+		case <-capHit:
+			capHit = nil
+			kill(EndedOutput)
+		}
+	}
+}
+
+// endedBy decides what ended the run: the supervisor's reason first, then
+// the cgroup's counters, then the signal.
+func endedBy(supervisor EndedBy, res *Result, c cgroupCounters) EndedBy {
+	switch {
+	case supervisor != "":
+		return supervisor
+	case c.OOMKills > 0:
+		return EndedMemory
+	case res.Signal == "SIGXCPU":
+		return EndedCPU
+	case c.PidsMax > 0 && res.ExitCode != 0:
+		return EndedPids
+	}
+	return EndedExit
+}
+
+func fillExit(res *Result, st *os.ProcessState) {
+	if st == nil {
+		res.ExitCode = -1
+		return
+	}
+	ws, ok := st.Sys().(syscall.WaitStatus)
+	switch {
+	case !ok:
+		res.ExitCode = st.ExitCode()
+	case ws.Signaled():
+		res.ExitCode = -1
+		res.Signal = unix.SignalName(ws.Signal())
+	default:
+		res.ExitCode = ws.ExitStatus()
+	}
+}
+
+func fillOutput(res *Result, out [2]streamStats) {
+	res.StdoutBytes, res.StdoutTruncated = out[0].Bytes, out[0].Truncated
+	res.StderrBytes, res.StderrTruncated = out[1].Bytes, out[1].Truncated
+}

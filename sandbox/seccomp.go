@@ -1,0 +1,266 @@
+package sandbox
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+
+	"github.com/opencontainers/runc/libcontainer/configs"
+	libseccomp "github.com/seccomp/libseccomp-golang"
+	"golang.org/x/sys/unix"
+)
+
+// Names of the built-in seccomp profiles.
+const (
+	SeccompDefault = "default"
+	SeccompStrict  = "strict"
+)
+
+// forbiddenSyscalls are never allowed, by any profile, custom ones
+// included: namespace creation and entry, the mount family, tracing,
+// eBPF, keyrings, userfaultfd, io_uring (its operations bypass seccomp),
+// perf, kernel modules, kexec, reboot, swap, clock setting, raw port I/O,
+// handle-based opens and quotas. They get the default action (EPERM).
+var forbiddenSyscalls = []string{
+	"unshare", "setns",
+	"mount", "umount", "umount2", "pivot_root", "chroot", "fsopen", "fsmount",
+	"move_mount", "open_tree", "fsconfig", "fspick", "mount_setattr",
+	"ptrace", "process_vm_readv", "process_vm_writev", "kcmp", "pidfd_getfd",
+	"bpf", "keyctl", "add_key", "request_key", "userfaultfd",
+	"io_uring_setup", "io_uring_enter", "io_uring_register",
+	"perf_event_open", "fanotify_init", "lookup_dcookie",
+	"init_module", "finit_module", "delete_module", "create_module",
+	"kexec_load", "kexec_file_load", "reboot", "swapon", "swapoff",
+	"acct", "settimeofday", "clock_settime", "adjtimex", "clock_adjtime",
+	"stime", "iopl", "ioperm", "open_by_handle_at", "name_to_handle_at",
+	"quotactl", "quotactl_fd", "nfsservctl", "syslog", "sysfs", "uselib",
+	"ustat", "vhangup", "vm86", "vm86old", "sethostname", "setdomainname",
+	"_sysctl", "get_kernel_syms", "query_module", "personality32",
+	"set_mempolicy", "mbind", "migrate_pages", "move_pages",
+	"get_mempolicy", "set_mempolicy_home_node",
+}
+
+// Argument filters (see compileSeccomp).
+const (
+	// cloneNamespaceFlags is CLONE_NEWNS|NEWUTS|NEWIPC|NEWUSER|NEWPID|
+	// NEWNET|NEWCGROUP: clone is allowed only when none of them is set.
+	cloneNamespaceFlags = unix.CLONE_NEWNS | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC |
+		unix.CLONE_NEWUSER | unix.CLONE_NEWPID | unix.CLONE_NEWNET | unix.CLONE_NEWCGROUP
+	low32 = 0xFFFFFFFF
+)
+
+// allowedSocketFamilies may be passed to socket(2). AF_VSOCK, AF_ALG,
+// AF_PACKET and all the others are refused. The compare is on the low 32
+// bits (the kernel's int), so high bits cannot smuggle another family.
+var allowedSocketFamilies = []uint64{unix.AF_UNIX, unix.AF_INET, unix.AF_INET6, unix.AF_NETLINK}
+
+// allowedPersonalities are the personality(2) values Docker allows:
+// PER_LINUX, UNAME26, ADDR_NO_RANDOMIZE combinations, and the query.
+var allowedPersonalities = []uint64{0x0, 0x8, 0x20000, 0x20008, 0xffffffff}
+
+// deniedIoctls are refused with a masked 32-bit compare, so setting high
+// bits in the (unsigned int) request does not get them through.
+var deniedIoctls = []uint64{unix.TIOCSTI, unix.TIOCLINUX}
+
+// SeccompFile is a custom seccomp profile file: a JSON object
+//
+//	{"allow": ["read", "write", ...]}
+//
+// listing the syscalls allowed; everything else fails with EPERM. The
+// argument filters of the built-in profiles (clone, socket, socketpair,
+// ioctl, personality) apply to those names here too, and the forbidden
+// syscalls (mount, unshare, ptrace, bpf, ...) are refused.
+type SeccompFile struct {
+	Description string   `json:"description,omitempty"`
+	Allow       []string `json:"allow"`
+}
+
+// maxSeccompFileBytes bounds a custom profile file.
+const maxSeccompFileBytes = 64 << 10
+
+// ParseSeccompFile decodes and validates a custom profile.
+func ParseSeccompFile(data []byte) (*SeccompFile, error) {
+	if len(data) > maxSeccompFileBytes {
+		return nil, fmt.Errorf("%w: file larger than %d bytes", ErrSeccompProfile, maxSeccompFileBytes)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var f SeccompFile
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("%w: decode: %v", ErrSeccompProfile, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("%w: trailing data after the JSON object", ErrSeccompProfile)
+	}
+	if len(f.Allow) == 0 {
+		return nil, fmt.Errorf("%w: \"allow\" is empty", ErrSeccompProfile)
+	}
+	if err := ValidateSyscallNames(f.Allow); err != nil {
+		return nil, err
+	}
+	return &f, nil
+}
+
+// LoadSeccompFile reads and validates a custom profile file.
+func LoadSeccompFile(path string) (*SeccompFile, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: read %s: %v", ErrSeccompProfile, path, err)
+	}
+	f, err := ParseSeccompFile(data)
+	if err != nil {
+		return nil, fmt.Errorf("seccomp profile %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// ValidateSyscallNames checks names against libseccomp's syscall table for
+// the native architecture and against the forbidden list; duplicates are
+// errors too. The error lists every bad name.
+func ValidateSyscallNames(names []string) error {
+	arch, err := libseccomp.GetNativeArch()
+	if err != nil {
+		return fmt.Errorf("%w: native architecture: %v", ErrSeccompProfile, err)
+	}
+	forbidden := make(map[string]bool, len(forbiddenSyscalls))
+	for _, f := range forbiddenSyscalls {
+		forbidden[f] = true
+	}
+	seen := make(map[string]bool, len(names))
+	var errs []error
+	for _, n := range names {
+		switch {
+		case seen[n]:
+			errs = append(errs, fmt.Errorf("%q listed twice", n))
+		case forbidden[n]:
+			errs = append(errs, fmt.Errorf("%q is never allowed", n))
+		default:
+			if _, err := libseccomp.GetSyscallFromNameByArch(n, arch); err != nil {
+				errs = append(errs, fmt.Errorf("%q is not a syscall known to libseccomp for %s", n, arch))
+			}
+		}
+		seen[n] = true
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: %w", ErrSeccompProfile, errors.Join(errs...))
+	}
+	return nil
+}
+
+// compileSeccomp turns an allowlist into libcontainer's seccomp config:
+// default action EPERM, native architecture only (other architectures are
+// killed by libseccomp's bad-arch action), argument filters on clone,
+// socket, socketpair, ioctl and personality, and clone3 -> ENOSYS so glibc
+// falls back to the filtered clone. Names unknown on this architecture and
+// forbidden ones are dropped.
+func compileSeccomp(allow []string) (*configs.Seccomp, error) {
+	arch, err := libseccomp.GetNativeArch()
+	if err != nil {
+		return nil, fmt.Errorf("native architecture: %w", err)
+	}
+	forbidden := make(map[string]bool, len(forbiddenSyscalls))
+	for _, f := range forbiddenSyscalls {
+		forbidden[f] = true
+	}
+	eperm := uint(unix.EPERM)
+	sc := &configs.Seccomp{DefaultAction: configs.Errno, DefaultErrnoRet: &eperm}
+	names := append([]string(nil), allow...)
+	sort.Strings(names)
+	for _, n := range names {
+		if forbidden[n] {
+			continue
+		}
+		if nr, err := libseccomp.GetSyscallFromNameByArch(n, arch); err != nil || nr < 0 {
+			continue
+		}
+		sc.Syscalls = append(sc.Syscalls, syscallRules(n)...)
+	}
+	return sc, nil
+}
+
+// syscallRules returns the rules that allow one syscall.
+func syscallRules(name string) []*configs.Syscall {
+	switch name {
+	case "clone3":
+		enosys := uint(unix.ENOSYS)
+		return []*configs.Syscall{{Name: name, Action: configs.Errno, ErrnoRet: &enosys}}
+	case "clone":
+		return []*configs.Syscall{{Name: name, Action: configs.Allow, Args: []*configs.Arg{
+			{Index: 0, Value: cloneNamespaceFlags, ValueTwo: 0, Op: configs.MaskEqualTo},
+		}}}
+	case "socket":
+		return maskedEqualRules(name, 0, allowedSocketFamilies)
+	case "socketpair":
+		return maskedEqualRules(name, 0, []uint64{unix.AF_UNIX})
+	case "personality":
+		return maskedEqualRules(name, 0, allowedPersonalities)
+	case "ioctl":
+		var rules []*configs.Syscall
+		for _, mv := range complement32(deniedIoctls) {
+			rules = append(rules, &configs.Syscall{Name: name, Action: configs.Allow, Args: []*configs.Arg{
+				{Index: 1, Value: mv.mask, ValueTwo: mv.value, Op: configs.MaskEqualTo},
+			}})
+		}
+		return rules
+	}
+	return []*configs.Syscall{{Name: name, Action: configs.Allow}}
+}
+
+// maskedEqualRules allows name when the low 32 bits of argument index equal
+// one of values.
+func maskedEqualRules(name string, index uint, values []uint64) []*configs.Syscall {
+	rules := make([]*configs.Syscall, 0, len(values))
+	for _, v := range values {
+		rules = append(rules, &configs.Syscall{Name: name, Action: configs.Allow, Args: []*configs.Arg{
+			{Index: index, Value: low32, ValueTwo: v, Op: configs.MaskEqualTo},
+		}})
+	}
+	return rules
+}
+
+// maskValue is one masked compare: (arg & mask) == value.
+type maskValue struct{ mask, value uint64 }
+
+// complement32 returns masked compares on the low 32 bits whose union is
+// every 32-bit value except those in excluded. libseccomp cannot combine an
+// unconditional allow with a conditional deny (the allow wins, and a rule
+// with the default action is dropped), so a deny of a few values is written
+// as an allow of their complement: walk the binary trie of the excluded
+// values and allow every subtree that holds none of them.
+func complement32(excluded []uint64) []maskValue {
+	var out []maskValue
+	var walk func(depth uint, prefix uint64, set []uint64)
+	walk = func(depth uint, prefix uint64, set []uint64) {
+		if len(set) == 0 {
+			var mask uint64
+			if depth > 0 {
+				mask = (low32 << (32 - depth)) & low32
+			}
+			out = append(out, maskValue{mask: mask, value: prefix})
+			return
+		}
+		if depth == 32 {
+			return // this exact value is excluded
+		}
+		bit := uint64(1) << (31 - depth)
+		var zero, one []uint64
+		for _, v := range set {
+			if v&bit != 0 {
+				one = append(one, v)
+			} else {
+				zero = append(zero, v)
+			}
+		}
+		walk(depth+1, prefix, zero)
+		walk(depth+1, prefix|bit, one)
+	}
+	low := make([]uint64, 0, len(excluded))
+	for _, v := range excluded {
+		low = append(low, v&low32)
+	}
+	walk(0, 0, low)
+	return out
+}
