@@ -269,6 +269,12 @@ func (c *Client) Kill(id string) error {
 	return c.w.send(frame{Type: frameSignal, Job: j.num, Payload: []byte{sigKILL}})
 }
 
+// RequestReload asks the executor to reload its policy from its own
+// configured files (the front cannot send it a policy).
+func (c *Client) RequestReload() error {
+	return c.w.send(frame{Type: frameReload})
+}
+
 // signalCode maps a job signal to its wire code (0 = not allowed).
 func signalCode(sig syscall.Signal) uint8 {
 	switch sig {

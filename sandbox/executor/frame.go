@@ -38,6 +38,7 @@ const (
 	frameSignal frameType = 0x31 // front -> executor: u8 signal code
 	frameResult frameType = 0x40 // executor -> front: decision + result (JSON)
 	frameError  frameType = 0x41 // executor -> front: error (JSON)
+	frameReload frameType = 0x50 // front -> executor, job 0: reload the policy from disk
 )
 
 func (t frameType) String() string {
@@ -60,6 +61,8 @@ func (t frameType) String() string {
 		return "result"
 	case frameError:
 		return "error"
+	case frameReload:
+		return "reload"
 	}
 	return fmt.Sprintf("0x%02x", uint8(t))
 }
@@ -108,6 +111,7 @@ var frameRules = map[frameType]frameRule{
 	frameSignal: {minLen: 1, maxLen: 1},
 	frameResult: {minLen: 2, maxLen: MaxPayload},
 	frameError:  {minLen: 2, maxLen: MaxPayload},
+	frameReload: {minLen: 0, maxLen: 0, jobZero: true},
 }
 
 // checkHeader validates a header before its payload is read, so that a

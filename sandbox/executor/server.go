@@ -33,6 +33,9 @@ type ServerConfig struct {
 	MaxJobs int
 	// StdinWindow per job (default DefaultStdinWindow).
 	StdinWindow int
+	// ReloadRequests receives (without blocking) the front's requests to
+	// reload the policy from disk; nil ignores them.
+	ReloadRequests chan<- struct{}
 }
 
 // Server is the root side: it serves jobs sent by the front through Local.
@@ -192,6 +195,9 @@ func (sc *serverConn) dispatch(ctx context.Context, f frame) error {
 	sc.mu.Unlock()
 	switch f.Type {
 	case frameData, frameClose, frameWindow, frameResize, frameSignal:
+	case frameReload:
+		sc.reload()
+		return nil
 	default:
 		return bad("not sent by a front")
 	}
@@ -288,4 +294,15 @@ func (j *serverJob) end() {
 
 func beU32(p []byte) uint32 {
 	return uint32(p[0])<<24 | uint32(p[1])<<16 | uint32(p[2])<<8 | uint32(p[3])
+}
+
+// reload passes a reload request on, dropping it when one is pending.
+func (sc *serverConn) reload() {
+	if sc.srv.cfg.ReloadRequests == nil {
+		return
+	}
+	select {
+	case sc.srv.cfg.ReloadRequests <- struct{}{}:
+	default:
+	}
 }

@@ -1,0 +1,107 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+// superviseFront serves the front's connection and follows the front's
+// life: the two processes end together.
+func superviseFront(ctx context.Context, cfg SplitConfig, fu FrontUser, front *frontProc, conn *net.UnixConn) (int, error) {
+	reloads := make(chan struct{}, 1)
+	srv, err := NewServer(ServerConfig{Local: cfg.Local, Peer: Peer{UID: fu.UID, PID: front.pid}, Log: cfg.Log, ReloadRequests: reloads})
+	if err != nil {
+		_ = front.proc.Kill()
+		<-front.exited
+		return 1, err
+	}
+	sctx, stopServe := context.WithCancel(context.Background())
+	defer stopServe()
+	served := make(chan error, 1)
+	go func() { served <- srv.ServeConn(sctx, conn) }()
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1)
+	defer signal.Stop(sigs)
+
+	var grace <-chan time.Time
+	terminating, done := false, ctx.Done()
+	for {
+		select {
+		case werr := <-front.exited:
+			stopServe()
+			n := cfg.Local.KillAll()
+			if served != nil {
+				<-served
+			}
+			code := frontExitCode(werr)
+			cfg.Log.Info("front exited; executor stops", "code", code, "killed_jobs", n)
+			if code != 0 {
+				return code, fmt.Errorf("front exited: %v", werr)
+			}
+			return 0, nil
+		case serr := <-served:
+			served = nil
+			if serr == nil && terminating {
+				continue // the front closed its socket while shutting down
+			}
+			cfg.Local.KillAll()
+			cfg.Log.Error("executor connection ended; killing the front", "error", serr)
+			_ = front.proc.Kill()
+			<-front.exited
+			if serr == nil {
+				serr = errors.New("front closed the executor socket")
+			}
+			return 1, fmt.Errorf("executor connection: %w", serr)
+		case <-reloads:
+			reloadPolicy(ctx, cfg)
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				reloadPolicy(ctx, cfg)
+			}
+			_ = front.proc.Signal(sig)
+		case <-done:
+			done, terminating = nil, true
+			cfg.Log.Info("stopping: SIGTERM to the front", "grace", cfg.ShutdownGrace.String())
+			_ = front.proc.Signal(syscall.SIGTERM)
+			grace = time.After(cfg.ShutdownGrace)
+		case <-grace:
+			cfg.Log.Warn("front did not stop within the grace period; killing it")
+			_ = front.proc.Kill()
+		}
+	}
+}
+
+func reloadPolicy(ctx context.Context, cfg SplitConfig) {
+	if cfg.Reload == nil {
+		return
+	}
+	if err := cfg.Reload(context.WithoutCancel(ctx)); err != nil {
+		cfg.Log.Error("executor policy reload failed; the old policy keeps serving", "error", err)
+		return
+	}
+	cfg.Log.Info("executor policy reloaded")
+}
+
+// frontExitCode maps the front's wait result to this process's exit code.
+func frontExitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if c := ee.ExitCode(); c > 0 {
+			return c
+		}
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal())
+		}
+	}
+	return 1
+}
