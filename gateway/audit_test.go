@@ -17,16 +17,9 @@ import (
 	"time"
 
 	"github.com/execgate/execgate/policy"
-	"go.uber.org/goleak"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files under testdata/")
-
-// TestMain checks that no test leaves a goroutine behind (the Auditor's
-// writer, servers, ...). It is the gateway package's only TestMain.
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
-}
 
 func newTestAuditor(t *testing.T, path string) *Auditor {
 	t.Helper()
