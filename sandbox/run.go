@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -159,13 +160,22 @@ func (r *run) execute(ctx context.Context) (res Result, err error) {
 			return Result{}, err
 		}
 	}
-	runDone := make(chan struct{})
-	gate := newOutputGate(r.spec.Profile.MaxOutputBytes, r.spec.Profile.OutputRate, r.spec.Profile.KeepOnOutputCap, runDone)
+	// abort ends output pacing when the run is killed or cancelled; after a
+	// normal exit the rest of the output is still delivered at the rate.
+	abort := make(chan struct{})
+	var abortOnce sync.Once
+	closeAbort := func() { abortOnce.Do(func() { close(abort) }) }
+	gate := newOutputGate(r.spec.Profile.MaxOutputBytes, r.spec.Profile.OutputRate, r.spec.Profile.KeepOnOutputCap, abort)
 	copiers := r.io.startCopiers(r.spec, gate, &r.m.bg)
 	ended, state := r.supervise(ctx, gate)
-	close(runDone)
 	r.io.endRun()
+	stop := context.AfterFunc(ctx, closeAbort)
+	if ended != "" {
+		closeAbort()
+	}
 	out := copiers.wait()
+	stop()
+	closeAbort()
 	res.Duration = time.Since(t0)
 	fillOutput(&res, out)
 	fillExit(&res, state)

@@ -115,7 +115,7 @@ func (x *runIO) startCopiers(spec *Spec, g *outputGate, bg *sync.WaitGroup) *cop
 			x.startStdin(spec.Stdin, x.master, bg, false)
 		}
 		if spec.Resize != nil {
-			x.startResize(spec.Resize, g.done, &c.wg)
+			x.startResize(spec.Resize, g.done, bg)
 		}
 		return c
 	}
@@ -146,7 +146,7 @@ func (x *runIO) copyIn(dst *os.File, src io.Reader) (int64, error) {
 }
 
 // startResize applies window size changes to the pty master until the
-// channel closes or the run ends (done).
+// channel closes or the run is over (done); bg owns it.
 func (x *runIO) startResize(ch <-chan WindowSize, done <-chan struct{}, wg *sync.WaitGroup) {
 	master := x.master
 	wg.Add(1)

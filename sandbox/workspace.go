@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -32,7 +33,10 @@ func ensureWorkspace(m policy.Mount, uid, gid uint32) error {
 	if !fi.IsDir() {
 		return &SpecError{Field: "workspace source", Reason: fmt.Sprintf("%s is not a directory", m.Source)}
 	}
-	st := fi.Sys().(*unix.Stat_t)
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fmt.Errorf("workspace %s: no stat_t", m.Source)
+	}
 	if st.Uid != uid || st.Gid != gid {
 		if err := os.Lchown(m.Source, int(uid), int(gid)); err != nil {
 			return fmt.Errorf("workspace %s: %w", m.Source, err)
