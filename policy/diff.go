@@ -107,21 +107,31 @@ func (d *differ) add(k ChangeKind, where, format string, args ...any) {
 	d.out = append(d.out, Change{Kind: k, Where: where, What: fmt.Sprintf(format, args...)})
 }
 
-// added/removed report set differences of two sorted string lists.
-func (d *differ) members(where, what string, old, new []string, grow ChangeKind) {
+// members reports the differences of two sorted string lists: an element
+// only in new is a change of kind grow, one only in old the opposite kind.
+// Elements in skip (already reported on an enclosing rule) are left out.
+func (d *differ) members(where, what string, old, new []string, grow ChangeKind, skip ...[]string) {
 	shrink := Tightened
 	if grow == Tightened {
 		shrink = Loosened
 	} else if grow == Changed {
 		shrink = Changed
 	}
+	skipped := func(x string) bool {
+		for _, s := range skip {
+			if slices.Contains(s, x) {
+				return true
+			}
+		}
+		return false
+	}
 	for _, x := range new {
-		if !slices.Contains(old, x) {
+		if !slices.Contains(old, x) && !skipped(x) {
 			d.add(grow, where, "%s %s added", what, x)
 		}
 	}
 	for _, x := range old {
-		if !slices.Contains(new, x) {
+		if !slices.Contains(new, x) && !skipped(x) {
 			d.add(shrink, where, "%s %s removed", what, x)
 		}
 	}
@@ -190,7 +200,7 @@ func (d *differ) command(oc, nc *Command) {
 		d.members(id, "mount", d.old.ProfileMounts(oc.Profile), d.new.ProfileMounts(nc.Profile), Loosened)
 	}
 	d.env(id, oc.Env, nc.Env)
-	d.grammar(&oc.Grammar, &nc.Grammar)
+	d.grammar(&oc.Grammar, &nc.Grammar, nil)
 }
 
 func (d *differ) env(id string, o, n Env) {
@@ -244,16 +254,41 @@ func sortedMapKeys(a, b map[string]string) []string {
 	return slices.Compact(keys)
 }
 
-func (d *differ) grammar(o, n *Grammar) {
+// inherited is what an enclosing grammar's changes already explain: the
+// roles and deny entries that differ there.
+type inherited struct{ roles, deny []string }
+
+// symDiff is every element in exactly one of two sorted lists.
+func symDiff(a, b []string) []string {
+	var out []string
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			out = append(out, x)
+		}
+	}
+	for _, x := range b {
+		if !slices.Contains(a, x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func (d *differ) grammar(o, n *Grammar, up *inherited) {
 	id := n.ID
-	d.members(id, "role", who(d.old, o.Roles), who(d.new, n.Roles), Loosened)
+	if up == nil {
+		up = &inherited{}
+	}
+	oldWho, newWho := who(d.old, o.Roles), who(d.new, n.Roles)
+	d.members(id, "role", oldWho, newWho, Loosened, up.roles)
+	d.members(id, "denied flag", o.Deny, n.Deny, Tightened, up.deny)
+	here := &inherited{roles: symDiff(oldWho, newWho), deny: symDiff(o.Deny, n.Deny)}
 	d.toggle(id, "end_of_options", o.EndOfOptions, n.EndOfOptions, func(v string) bool { return v != "" })
 	d.flagBool(id, "bundled short flags", o.Bundle, n.Bundle)
 	d.flagBool(id, "long-flag prefix matching", o.PrefixMatch, n.PrefixMatch)
 	if o.Order != n.Order {
 		d.add(Changed, id, "argv order %s -> %s", o.Order, n.Order)
 	}
-	d.members(id, "denied flag", o.Deny, n.Deny, Tightened)
 	d.limitsDiff(id, o.Limits, n.Limits)
 	d.flags(id, o.Flags, n.Flags)
 	d.positionals(id, o.Positionals, n.Positionals)
@@ -268,7 +303,7 @@ func (d *differ) grammar(o, n *Grammar) {
 			d.add(Loosened, ns.ID, "new subcommand %s, run by roles [%s]", ns.Name, strings.Join(who(d.new, reachable(&ns.Grammar)), ", "))
 			continue
 		}
-		d.grammar(&osc.Grammar, &ns.Grammar)
+		d.grammar(&osc.Grammar, &ns.Grammar, here)
 	}
 }
 

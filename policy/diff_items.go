@@ -263,7 +263,7 @@ func rootMode(r *Root) string {
 func (d *differ) roles() {
 	for _, or := range d.old.Roles() {
 		if !hasRole(d.new, or.Name) {
-			d.add(Tightened, "roles."+or.Name, "role removed")
+			d.add(Changed, "roles."+or.Name, "role removed")
 		}
 	}
 	for _, nr := range d.new.Roles() {
