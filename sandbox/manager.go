@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 
@@ -136,6 +137,10 @@ func (m *Manager) Close() error {
 	m.bg.Wait()
 	m.starters.close()
 	err := m.images.unmountAll()
+	for _, mnt := range m.cgMounts {
+		// The instance's parent cgroups, empty now; busy ones stay.
+		_ = unix.Rmdir(filepath.Join(mnt, m.cfg.CgroupParent))
+	}
 	if rerr := os.RemoveAll(m.cfg.rootfsDir()); rerr != nil {
 		err = errors.Join(err, fmt.Errorf("remove root skeleton: %w", rerr))
 	}
