@@ -263,17 +263,16 @@ func (s *Server) authFailed(c *gin.Context, err error) {
 	s.writeError(c, errUnauthorized(err))
 }
 
-// requireRole refuses callers without role.
-func (s *Server) requireRole(role string) gin.HandlerFunc {
+// requirePermission refuses callers none of whose roles carries the policy
+// permission perm (e.g. "admin", granted by roles' permissions in the policy).
+func (s *Server) requirePermission(perm string) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		p, _ := principal(c)
-		for _, r := range p.Roles {
-			if r == role {
-				c.Next()
-				return
-			}
+		if set := s.currentPolicy(); set != nil && set.HasPermission(p.Roles, perm) {
+			c.Next()
+			return
 		}
-		s.writeError(c, errForbidden("role_forbidden", "this endpoint needs role "+role, fmt.Errorf("subject %s lacks role %s", p.Subject, role)))
+		s.writeError(c, errForbidden("role_forbidden", "this endpoint needs the "+perm+" permission", fmt.Errorf("subject %s lacks permission %s", p.Subject, perm)))
 	}
 }
 

@@ -33,7 +33,7 @@ func (s *Server) routes() *gin.Engine {
 	e.POST("/v1/exec/check", execIP, s.authenticate, execUser, s.wrap(s.handleCheck))
 	e.GET("/v1/commands", s.authenticate, s.wrap(s.handleCommands))
 
-	admin := []gin.HandlerFunc{s.allowNet(s.netAdmin, "admin"), s.authenticate, s.requireRole("admin")}
+	admin := []gin.HandlerFunc{s.allowNet(s.netAdmin, "admin"), s.authenticate, s.requirePermission("admin")}
 	e.GET("/v1/health", append(admin, s.wrap(s.handleHealth))...)
 	e.GET("/v1/sessions", append(admin, s.wrap(s.handleSessions))...)
 	e.DELETE("/v1/sessions/:id", append(admin, s.wrap(s.handleKill))...)

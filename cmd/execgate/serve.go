@@ -1,0 +1,291 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/execgate/execgate/gateway"
+	"github.com/execgate/execgate/policies"
+	"github.com/execgate/execgate/policy"
+	"github.com/execgate/execgate/sandbox"
+	"github.com/execgate/execgate/sandbox/executor"
+)
+
+// This file registers `execgate serve`: the gateway. Without --config and
+// --jwt-key it runs in development mode: loopback only, the embedded default
+// policy, a generated HS256 key and a printed one-hour dev token.
+
+func init() {
+	register("serve", "run the gateway (no arguments: development mode on 127.0.0.1:8080)", runServe)
+}
+
+// serveFlags are the flags that override the config file.
+type serveFlags struct {
+	config, listen, policy, jwtKey, signingKey, issuer, audience, stateDir, auditLog, metricsListen string
+}
+
+func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
+	fs := flag.NewFlagSet("execgate serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	f := &serveFlags{}
+	fs.StringVar(&f.config, "config", "", "config file (YAML; see deploy/execgate.example.yaml)")
+	fs.StringVar(&f.listen, "listen", "", "listen address (host:port)")
+	fs.StringVar(&f.policy, "policy", "", "policy file or directory")
+	fs.StringVar(&f.jwtKey, "jwt-key", "", "token verification key: HMAC secret file or PEM public key")
+	fs.StringVar(&f.signingKey, "signing-key", "", "the gateway's own signing key for /auth/token (default: --jwt-key when it is an HMAC secret)")
+	fs.StringVar(&f.issuer, "jwt-issuer", "", "required token issuer")
+	fs.StringVar(&f.audience, "jwt-audience", "", "required token audience")
+	fs.StringVar(&f.stateDir, "state-dir", "", "state directory (workspaces, audit log, dev key)")
+	fs.StringVar(&f.auditLog, "audit-log", "", "audit log file (default <state-dir>/audit.log)")
+	fs.StringVar(&f.metricsListen, "metrics-listen", "", "metrics listener (host:port; \"off\" serves /metrics behind the admin permission)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return f, nil
+}
+
+// dev reports whether the flags ask for development mode.
+func (f *serveFlags) dev() bool { return f.config == "" && f.jwtKey == "" }
+
+// buildConfig is the config file (or defaults) with the flags applied.
+func (f *serveFlags) buildConfig() (gateway.Config, error) {
+	cfg := gateway.Default()
+	if f.config != "" {
+		var err error
+		if cfg, err = gateway.LoadConfig(f.config); err != nil {
+			return cfg, err
+		}
+	}
+	for dst, v := range map[*string]string{
+		&cfg.Listen: f.listen, &cfg.Policy: f.policy, &cfg.JWT.Issuer: f.issuer, &cfg.JWT.Audience: f.audience,
+		&cfg.StateDir: f.stateDir, &cfg.AuditLog: f.auditLog, &cfg.Auth.SigningKey.File: f.signingKey,
+	} {
+		if v != "" {
+			*dst = v
+		}
+	}
+	switch f.metricsListen {
+	case "":
+	case "off":
+		cfg.MetricsListen = ""
+	default:
+		cfg.MetricsListen = f.metricsListen
+	}
+	if f.jwtKey != "" {
+		cfg.JWT.Keys = []gateway.KeyConfig{{ID: "default", File: f.jwtKey}}
+	}
+	if f.dev() {
+		cfg.Dev = true
+		cfg.Policy = policies.DefaultName
+		cfg.JWT.Issuer, cfg.JWT.Audience = "execgate-dev", "execgate-dev"
+	}
+	if !gateway.IsLoopbackListen(cfg.Listen) && (cfg.Dev || len(cfg.JWT.Keys) == 0) {
+		return cfg, fmt.Errorf("listen %s is not loopback: configure jwt keys (--jwt-key or --config) first", cfg.Listen)
+	}
+	return cfg, cfg.Validate()
+}
+
+// devKey creates (once) the development HMAC key in the state directory.
+func devKey(stateDir string) (string, error) {
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		return "", fmt.Errorf("state dir: %w", err)
+	}
+	path := filepath.Join(stateDir, "dev-jwt.key")
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("dev key: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(hex.EncodeToString(b[:])+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("dev key: %w", err)
+	}
+	return path, nil
+}
+
+// policyLoader loads the configured policy (the embedded default in dev mode).
+func policyLoader(cfg gateway.Config) func(ctx context.Context) (*policy.Set, error) {
+	opts := policy.LoadOptions{StateDir: cfg.StateDir}
+	if cfg.Dev {
+		return func(context.Context) (*policy.Set, error) {
+			return policy.LoadBytes(policies.DefaultName, policies.Default, opts)
+		}
+	}
+	return func(ctx context.Context) (*policy.Set, error) { return policy.Load(ctx, []string{cfg.Policy}, opts) }
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "execgate serve: %s\n", oneLine(err))
+		return 1
+	}
+	f, err := parseServeFlags(args, stderr)
+	if err != nil {
+		return 2
+	}
+	cfg, err := f.buildConfig()
+	if err != nil {
+		return fail(err)
+	}
+	if cfg.Dev {
+		path, err := devKey(cfg.StateDir)
+		if err != nil {
+			return fail(err)
+		}
+		cfg.JWT.Keys = []gateway.KeyConfig{{ID: "dev", File: path}}
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return fail(fmt.Errorf("state dir: %w", err))
+	}
+	return serve(ctx, cfg, stdout, stderr)
+}
+
+func serve(ctx context.Context, cfg gateway.Config, stdout, stderr io.Writer) int {
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "execgate serve: %s\n", oneLine(err))
+		return 1
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	reg := gateway.NewMetricsRegistry()
+	met := gateway.NewMetrics(reg)
+	auditor, err := gateway.NewAuditor(gateway.AuditConfig{Path: cfg.AuditLogPath(), Logger: log, Metrics: met})
+	if err != nil {
+		return fail(err)
+	}
+	defer auditor.Close()
+	rt, err := newRunner(ctx, cfg, log)
+	if err != nil {
+		return fail(err)
+	}
+	defer rt.close()
+	srv, err := gateway.New(ctx, cfg, gateway.Deps{
+		Runner: rt.runner, Audit: auditor, Metrics: met, Registry: reg, Logger: log,
+		LoadPolicy: policyLoader(cfg), OnPolicy: rt.setPolicy, SelfCheck: rt.selfCheck,
+		SandboxFeatures: rt.features, Version: version,
+	})
+	if err != nil {
+		return fail(err)
+	}
+	if cfg.Dev {
+		if err := printDev(stdout, cfg); err != nil {
+			return fail(err)
+		}
+	}
+	sigCtx, stopSignals := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { handleSignals(sigCtx, srv, auditor, log) })
+	err = srv.Serve(ctx)
+	stopSignals()
+	wg.Wait()
+	if err != nil {
+		return fail(err)
+	}
+	return 0
+}
+
+// handleSignals: SIGHUP reloads keys and policy, SIGUSR1 reopens the audit
+// log (rotation). It ends with ctx.
+func handleSignals(ctx context.Context, srv *gateway.Server, auditor *gateway.Auditor, log *slog.Logger) {
+	ch := make(chan os.Signal, 4)
+	signal.Notify(ch, syscall.SIGHUP, syscall.SIGUSR1)
+	defer signal.Stop(ch)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case sig := <-ch:
+			switch sig {
+			case syscall.SIGHUP:
+				_ = srv.Reload(ctx) // errors are logged and audited by Reload
+			case syscall.SIGUSR1:
+				if err := auditor.Reopen(); err != nil {
+					log.Error("audit reopen", slog.String("error", err.Error()))
+				}
+			}
+		}
+	}
+}
+
+// printDev prints the development banner, the URL and a one-hour dev token.
+func printDev(w io.Writer, cfg gateway.Config) error {
+	k, err := gateway.LoadKey(cfg.JWT.Keys[0], true)
+	if err != nil {
+		return err
+	}
+	tok, _, err := gateway.NewSigner(k, cfg.JWT.Issuer, cfg.JWT.Audience).Sign("dev", []string{"operator", "developer"}, time.Hour)
+	if err != nil {
+		return err
+	}
+	scheme := "http"
+	if cfg.TLS.CertFile != "" {
+		scheme = "https"
+	}
+	fmt.Fprintln(w, "*** DEVELOPMENT MODE: embedded default policy, generated key, loopback only. Not for production. ***")
+	fmt.Fprintf(w, "URL:       %s://%s\n", scheme, cfg.Listen)
+	fmt.Fprintf(w, "State dir: %s\n", cfg.StateDir)
+	fmt.Fprintf(w, "Dev token (sub dev, roles operator,developer, 1 hour):\n%s\n", tok)
+	fmt.Fprintf(w, "Try: curl -s -H 'Authorization: Bearer <token>' -H 'Content-Type: application/json' -d '{\"command\":\"echo\",\"args\":[\"hi\"]}' %s://%s/v1/exec\n", scheme, cfg.Listen)
+	return nil
+}
+
+// oneLine joins a (possibly joined) error onto one line.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", "; ")), " ")
+}
+
+// runtime is the sandbox side of serve: the Runner, how the policy reaches
+// it, the self-check and cleanup.
+type runtime struct {
+	runner    executor.Runner
+	setPolicy func(*policy.Set)
+	selfCheck func(context.Context) error
+	features  any
+	close     func()
+}
+
+// newRunner builds the Runner of serve: the sandbox manager and the
+// in-process executor. The self-check runs first; a missing piece is an
+// error, never a weaker sandbox.
+func newRunner(ctx context.Context, cfg gateway.Config, log *slog.Logger) (*runtime, error) {
+	sbCfg := sandbox.Config{WorkspaceImageRoot: filepath.Join(cfg.StateDir, "images")}
+	checks, err := sandbox.Selfcheck(sbCfg)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox self-check: %w", err)
+	}
+	mgr, err := sandbox.New(ctx, sbCfg, log)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	local := executor.NewLocal(mgr, nil, log)
+	return &runtime{
+		runner:    local,
+		setPolicy: func(s *policy.Set) { local.SetPolicy(s) },
+		selfCheck: func(context.Context) error {
+			_, err := sandbox.Selfcheck(mgr.Config())
+			return err
+		},
+		features: checks,
+		close: func() {
+			local.KillAll()
+			if err := mgr.Close(); err != nil {
+				log.Error("sandbox close", slog.String("error", err.Error()))
+			}
+		},
+	}, nil
+}
