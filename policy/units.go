@@ -104,3 +104,5 @@ func ParseUmask(s string) (Umask, error) {
 
 // String renders the umask as four octal digits.
 func (u Umask) String() string { return fmt.Sprintf("%04o", uint32(u)) }
+
+func timeDuration(d Duration) time.Duration { return time.Duration(d) }
