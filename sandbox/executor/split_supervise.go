@@ -12,6 +12,10 @@ import (
 	"time"
 )
 
+// closeGrace is how long a front that closed its socket cleanly gets to
+// exit before it is killed.
+const closeGrace = 5 * time.Second
+
 // superviseFront serves the front's connection and follows the front's
 // life: the two processes end together.
 func superviseFront(ctx context.Context, cfg SplitConfig, fu FrontUser, front *frontProc, conn *net.UnixConn) (int, error) {
@@ -31,7 +35,7 @@ func superviseFront(ctx context.Context, cfg SplitConfig, fu FrontUser, front *f
 	defer signal.Stop(sigs)
 
 	var grace <-chan time.Time
-	terminating, done := false, ctx.Done()
+	done := ctx.Done()
 	for {
 		select {
 		case werr := <-front.exited:
@@ -48,16 +52,17 @@ func superviseFront(ctx context.Context, cfg SplitConfig, fu FrontUser, front *f
 			return 0, nil
 		case serr := <-served:
 			served = nil
-			if serr == nil && terminating {
-				continue // the front closed its socket while shutting down
-			}
 			cfg.Local.KillAll()
+			if !errors.Is(serr, ErrProtocol) && !errors.Is(serr, ErrPeer) {
+				// the front closed its end or died: it is on its way out
+				if grace == nil {
+					grace = time.After(min(cfg.ShutdownGrace, closeGrace))
+				}
+				continue
+			}
 			cfg.Log.Error("executor connection ended; killing the front", "error", serr)
 			_ = front.proc.Kill()
 			<-front.exited
-			if serr == nil {
-				serr = errors.New("front closed the executor socket")
-			}
 			return 1, fmt.Errorf("executor connection: %w", serr)
 		case <-reloads:
 			reloadPolicy(ctx, cfg)
@@ -67,7 +72,7 @@ func superviseFront(ctx context.Context, cfg SplitConfig, fu FrontUser, front *f
 			}
 			_ = front.proc.Signal(sig)
 		case <-done:
-			done, terminating = nil, true
+			done = nil
 			cfg.Log.Info("stopping: SIGTERM to the front", "grace", cfg.ShutdownGrace.String())
 			_ = front.proc.Signal(syscall.SIGTERM)
 			grace = time.After(cfg.ShutdownGrace)
