@@ -18,6 +18,7 @@ func (l *loader) compile() *Set {
 	}
 	for _, pf := range l.files {
 		s.files = append(s.files, pf.name)
+		s.pos = append(s.pos, pf.pos)
 	}
 	for _, name := range sortedKeys(l.roles) {
 		r := l.compileRole(name)

@@ -162,7 +162,21 @@ type Set struct {
 	profiles map[string]*compiledProfile
 	profList []*compiledProfile
 	files    []string
+	pos      []map[string]Pos // per file: dotted path -> position
 	hash     string
+}
+
+// Source returns where a dotted rule path is written, e.g.
+// "commands.git.deny[0]", "roles.viewer.includes[1]",
+// "commands.git.subcommands.log.flags[2].names[0]". Paths are those of the
+// file model's YAML keys; the first file declaring it wins.
+func (s *Set) Source(id string) (RuleRef, bool) {
+	for i, m := range s.pos {
+		if p, ok := m[id]; ok {
+			return RuleRef{ID: id, File: s.files[i], Line: p.Line, Col: p.Col}, true
+		}
+	}
+	return RuleRef{}, false
 }
 
 // Hash is the hex SHA-256 of the set's canonical compiled form: equivalent

@@ -435,3 +435,28 @@ commands: {x: {path: /usr/bin/echo, roles: [v]}}
 		t.Errorf("got mounts %v, want [ws]", m)
 	}
 }
+
+func TestStateDirPlaceholderAndSource(t *testing.T) {
+	state := t.TempDir()
+	src := "version: 1\nroles: {v: {}}\nroots: {ws: {workspace: true, host: '{state}/workspaces/{sub}', target: /work}}\n" +
+		"profiles: {p: {mounts: [ws]}}\ndefaults: {profile: p}\ncommands: {x: {path: /usr/bin/echo, roles: [v], deny: [-e]}}\n"
+	s, err := LoadBytes("p.yaml", []byte(src), LoadOptions{StateDir: state})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Roots()[0].Host; got != state+"/workspaces/{sub}" {
+		t.Errorf("got host %q, want %q", got, state+"/workspaces/{sub}")
+	}
+	if el := loadErr(t, src, LoadOptions{}); !hasCode(el, CodeBadRoot, "{state}") {
+		t.Errorf("got %v, want bad_root without a state dir", el)
+	}
+	over := strings.Replace(src, "'{state}/workspaces/{sub}'", "'{state}/w/{sub}', target: /work}, st: {host: '{state}'", 1)
+	over = strings.Replace(over, "target: /work}}", "target: /st}}", 1)
+	if el := loadErr(t, over, LoadOptions{StateDir: state}); !hasCode(el, CodeSensitiveRoot, "state") {
+		t.Errorf("got %v, want sensitive_root for {state} itself", el)
+	}
+	ref, ok := s.Source("commands.x.deny[0]")
+	if !ok || ref.File != "p.yaml" || ref.Line != 6 || ref.Col != 56 {
+		t.Errorf("got %+v, %v; want p.yaml:6:56", ref, ok)
+	}
+}

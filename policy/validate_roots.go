@@ -10,6 +10,27 @@ import (
 // subPlaceholder is the subject placeholder of a workspace template.
 const subPlaceholder = "{sub}"
 
+// statePlaceholder, as the leading component of a root's host path, stands
+// for LoadOptions.StateDir.
+const statePlaceholder = "{state}"
+
+// expandStateDirs replaces a leading {state} in every root's host path.
+func (l *loader) expandStateDirs() {
+	for _, name := range sortedKeys(l.roots) {
+		d := l.roots[name]
+		h := d.v.Host
+		if h != statePlaceholder && !strings.HasPrefix(h, statePlaceholder+"/") {
+			continue
+		}
+		sd := l.opts.StateDir
+		if sd == "" || !isAbsClean(sd) {
+			l.errAt(d.pf, d.path+".host", CodeBadRoot, "%s needs an absolute, clean state directory (LoadOptions.StateDir)", statePlaceholder)
+			continue
+		}
+		d.v.Host = sd + strings.TrimPrefix(h, statePlaceholder)
+	}
+}
+
 // sensitiveHostDirs may neither be a root nor lie inside one, nor contain one.
 var sensitiveHostDirs = []string{"/etc", "/root", "/proc", "/sys", "/dev", "/boot"}
 
@@ -29,6 +50,7 @@ func workspaceParent(tmpl string) string {
 // checkRoots: paths are absolute and clean, the workspace template is sound,
 // no root covers a sensitive host path, targets do not collide.
 func (l *loader) checkRoots() {
+	l.expandStateDirs()
 	var wsParent string
 	var wsCount int
 	for _, name := range sortedKeys(l.roots) {
