@@ -26,7 +26,8 @@
  *                               kernel fails the call with ENOSYS, unexecuted
  * Only when that answer is ENOSYS is the call made for real (in another
  * forked child), to tell "allowed" from "blocked with ENOSYS" and to show
- * the real result. Every call runs in its own child with an alarm, so exit,
+ * the real result; when the real call answers ENOSYS too, it is retried
+ * once with all-zero arguments (futex answers ENOSYS to op -1). Every call runs in its own child with an alarm, so exit,
  * pause, rt_sigreturn and friends cannot stop the sweep.
  */
 #define _GNU_SOURCE
@@ -222,6 +223,14 @@ static void probe_one(const char *key, long nr, const long a[6], int always)
 
 	if (always || f.kind == K_NOFILTER || (f.kind == K_ERR && f.val == ENOSYS))
 		r = call(nr, a, 0);
+	/* Some calls answer ENOSYS to nonsense arguments (futex with op -1):
+	 * try once more with zeros before concluding anything from ENOSYS. */
+	if (!always && r.kind == K_ERR && r.val == ENOSYS) {
+		static const long zero[6];
+		struct outcome z = call(nr, zero, 0);
+		if (!(z.kind == K_ERR && z.val == ENOSYS))
+			r = z;
+	}
 	printf("%s", key);
 	put(f);
 	put(r);

@@ -1,0 +1,236 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/runc/libcontainer/configs"
+	seccomp "github.com/seccomp/libseccomp-golang"
+)
+
+// bwrapCgroupParent is where the bubblewrap leg creates one memory and one
+// pids cgroup per run (cgroup v1, as on this machine).
+const bwrapCgroupParent = "execgate-bench-bwrap"
+
+// newBwrapLeg prepares the bubblewrap leg: the cgenter helper, a seccomp
+// BPF program exported by libseccomp for the native architecture, a
+// workspace owned by the sandbox uid, and cgroup parents. Each run creates
+// fresh cgroups, starts cgenter (root) which joins them, drops to uid 65534
+// and executes bwrap with namespaces, a read-only /usr, fresh /proc, /dev
+// and /tmp, the workspace and the seccomp filter; then it removes the
+// cgroups. All of that is counted.
+func newBwrapLeg(t *testing.T) (benchLeg, error) {
+	bwrap, err := exec.LookPath("bwrap")
+	if err != nil {
+		return benchLeg{}, fmt.Errorf("bubblewrap not installed (scripts/bench-sandbox.sh installs it): %w", err)
+	}
+	cgenter, err := cgenterProgram.build()
+	if err != nil {
+		return benchLeg{}, err
+	}
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return benchLeg{}, err
+	}
+	bpfPath := filepath.Join(dir, "filter.bpf")
+	if err := writeBenchBPF(bpfPath); err != nil {
+		return benchLeg{}, err
+	}
+	ws := filepath.Join(dir, "work")
+	if err := os.Mkdir(ws, 0o755); err != nil {
+		return benchLeg{}, err
+	}
+	if err := os.Chown(ws, 65534, 65534); err != nil {
+		return benchLeg{}, err
+	}
+	etc, err := writeBenchEtc(dir)
+	if err != nil {
+		return benchLeg{}, err
+	}
+	var parents []string
+	for _, ctrl := range []string{"memory", "pids"} {
+		p := filepath.Join("/sys/fs/cgroup", ctrl, bwrapCgroupParent)
+		if err := os.Mkdir(p, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+			return benchLeg{}, fmt.Errorf("create cgroup parent: %w", err)
+		}
+		parents = append(parents, p)
+	}
+	t.Cleanup(func() {
+		for _, p := range parents {
+			_ = os.Remove(p)
+		}
+	})
+
+	args := []string{
+		"--unshare-all", "--die-with-parent", "--new-session", "--clearenv",
+		"--setenv", "PATH", "/usr/bin:/bin",
+		"--uid", "65534", "--gid", "65534",
+		"--ro-bind", "/usr", "/usr",
+		"--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib",
+		"--symlink", "usr/lib64", "/lib64", "--symlink", "usr/sbin", "/sbin",
+		"--ro-bind", "/etc/ld.so.cache", "/etc/ld.so.cache",
+		"--ro-bind", "/etc/alternatives", "/etc/alternatives",
+		"--ro-bind-try", "/etc/ssl/certs", "/etc/ssl/certs",
+		"--ro-bind", filepath.Join(etc, "passwd"), "/etc/passwd",
+		"--ro-bind", filepath.Join(etc, "group"), "/etc/group",
+		"--ro-bind", filepath.Join(etc, "hosts"), "/etc/hosts",
+		"--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+		"--bind", ws, "/work", "--chdir", "/work",
+		"--seccomp", "3",
+		"/bin/true",
+	}
+	var seq atomic.Int64
+	run := func(ctx context.Context) error {
+		n := strconv.FormatInt(seq.Add(1), 10)
+		var cgs []string
+		defer func() { removeCgroups(cgs) }()
+		for _, p := range parents {
+			cg := filepath.Join(p, "run-"+n)
+			if err := os.Mkdir(cg, 0o755); err != nil {
+				return fmt.Errorf("create cgroup: %w", err)
+			}
+			cgs = append(cgs, cg)
+		}
+		if err := os.WriteFile(filepath.Join(cgs[0], "memory.limit_in_bytes"), []byte("268435456"), 0); err != nil {
+			return fmt.Errorf("memory limit: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(cgs[1], "pids.max"), []byte("64"), 0); err != nil {
+			return fmt.Errorf("pids limit: %w", err)
+		}
+		bpf, err := os.Open(bpfPath)
+		if err != nil {
+			return err
+		}
+		defer bpf.Close()
+		argv := append([]string{"65534", "65534"}, cgs...)
+		argv = append(argv, "--", bwrap)
+		argv = append(argv, args...)
+		cmd := exec.CommandContext(ctx, cgenter, argv...)
+		cmd.ExtraFiles = []*os.File{bpf}
+		cmd.Env = []string{}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("bwrap: %w: %s", err, out)
+		}
+		return nil
+	}
+	return benchLeg{
+		name: "bubblewrap",
+		what: "bwrap " + bwrapVersion(bwrap) + " started by a static helper that joins fresh memory (256 MiB) and " +
+			"pids (64) cgroups and drops to uid 65534; all namespaces, read-only /usr, fresh /proc /dev /tmp, " +
+			"bound workspace, the BPF of execgate's default seccomp profile; cgroups removed after each run",
+		run: run,
+	}, nil
+}
+
+// removeCgroups removes per-run cgroup directories; the last process may
+// still be leaving, so it retries briefly.
+func removeCgroups(dirs []string) {
+	for _, d := range dirs {
+		for i := 0; i < 50; i++ {
+			if err := os.Remove(d); err == nil || errors.Is(err, os.ErrNotExist) {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+}
+
+func bwrapVersion(bwrap string) string {
+	out, err := exec.Command(bwrap, "--version").Output()
+	if err != nil {
+		return "?"
+	}
+	return string(trimSpace(out))
+}
+
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == ' ') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// writeBenchEtc writes the generated /etc files a sandbox gets.
+func writeBenchEtc(dir string) (string, error) {
+	etc := filepath.Join(dir, "etc")
+	if err := os.Mkdir(etc, 0o755); err != nil {
+		return "", err
+	}
+	files := map[string]string{
+		"passwd": "root:x:0:0:root:/root:/usr/sbin/nologin\nsandbox:x:65534:65534:sandbox:/work:/usr/sbin/nologin\n",
+		"group":  "root:x:0:\nsandbox:x:65534:\n",
+		"hosts":  "127.0.0.1 localhost\n::1 localhost\n",
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(etc, name), []byte(body), 0o644); err != nil {
+			return "", err
+		}
+	}
+	return etc, nil
+}
+
+// writeBenchBPF exports the very rules execgate's "default" profile
+// compiles to (compileSeccomp), through libseccomp for the native
+// architecture only, as bwrap's --seccomp program. Only runc's ENOSYS stub
+// for unknown future syscalls is missing, which costs nothing measurable.
+func writeBenchBPF(path string) error {
+	sc, err := compileSeccomp(defaultAllow)
+	if err != nil {
+		return fmt.Errorf("compile default profile: %w", err)
+	}
+	f, err := seccomp.NewFilter(seccomp.ActErrno.SetReturnCode(int16(*sc.DefaultErrnoRet)))
+	if err != nil {
+		return fmt.Errorf("seccomp filter: %w", err)
+	}
+	defer f.Release()
+	for _, r := range sc.Syscalls {
+		nr, err := seccomp.GetSyscallFromName(r.Name)
+		if err != nil {
+			continue
+		}
+		action := seccomp.ActAllow
+		if r.Action == configs.Errno {
+			action = seccomp.ActErrno.SetReturnCode(int16(*r.ErrnoRet))
+		} else if r.Action != configs.Allow {
+			return fmt.Errorf("rule %s: action %v not handled by the benchmark", r.Name, r.Action)
+		}
+		var conds []seccomp.ScmpCondition
+		for _, a := range r.Args {
+			if a.Op != configs.MaskEqualTo {
+				return fmt.Errorf("rule %s: operator %v not handled by the benchmark", r.Name, a.Op)
+			}
+			c, err := seccomp.MakeCondition(a.Index, seccomp.CompareMaskedEqual, a.Value, a.ValueTwo)
+			if err != nil {
+				return fmt.Errorf("rule %s: %w", r.Name, err)
+			}
+			conds = append(conds, c)
+		}
+		if len(conds) == 0 {
+			err = f.AddRule(nr, action)
+		} else {
+			err = f.AddRuleConditional(nr, action, conds)
+		}
+		if err != nil {
+			return fmt.Errorf("rule %s: %w", r.Name, err)
+		}
+	}
+	out, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := f.ExportBPF(out); err != nil {
+		out.Close()
+		return fmt.Errorf("export bpf: %w", err)
+	}
+	return out.Close()
+}

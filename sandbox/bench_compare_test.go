@@ -1,0 +1,176 @@
+package sandbox
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestBenchCompare measures, in one run on one machine, the cost of one
+// command (/bin/true) started three ways: plain os/exec, bubblewrap with
+// isolation equivalent to execgate's (started as an unprivileged user, with
+// seccomp and fresh memory/pids cgroups) and execgate's fresh container,
+// teardown included. It prints p50/p99 latency and throughput at 1, 2, 4 and
+// 8 concurrent runs as a markdown table on stdout. It is a measurement, not
+// an assertion: it only runs with EXECGATE_BENCH=1 (scripts/bench-sandbox.sh,
+// `make bench`). EXECGATE_BENCH_CELL sets the time per table cell (default
+// 1.2s: 3 legs x 4 levels stay near 20 s with warm-up).
+func TestBenchCompare(t *testing.T) {
+	if os.Getenv("EXECGATE_BENCH") != "1" {
+		t.Skip("benchmark: set EXECGATE_BENCH=1 (make bench)")
+	}
+	if os.Geteuid() != 0 {
+		t.Fatal("benchmark: needs root (the sandbox and the cgroups of the bubblewrap leg)")
+	}
+	cell := 1200 * time.Millisecond
+	if v := os.Getenv("EXECGATE_BENCH_CELL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatalf("EXECGATE_BENCH_CELL=%q: %v", v, err)
+		}
+		cell = d
+	}
+	ctx := t.Context()
+
+	legs := []benchLeg{plainExecLeg()}
+	bw, err := newBwrapLeg(t)
+	if err != nil {
+		t.Fatalf("bubblewrap leg: %v", err)
+	}
+	legs = append(legs, bw)
+	eg, err := newExecgateLeg(t)
+	if err != nil {
+		t.Fatalf("execgate leg: %v", err)
+	}
+	legs = append(legs, eg)
+
+	levels := []int{1, 2, 4, 8}
+	results := make([][]benchStats, len(legs))
+	for i, leg := range legs {
+		// Warm up: page cache, first cgroup writes, lazy setup.
+		if _, err := measure(ctx, leg.run, 1, 200*time.Millisecond); err != nil {
+			t.Fatalf("%s: warm-up: %v", leg.name, err)
+		}
+		for _, c := range levels {
+			st, err := measure(ctx, leg.run, c, cell)
+			if err != nil {
+				t.Fatalf("%s at %d concurrent: %v", leg.name, c, err)
+			}
+			results[i] = append(results[i], st)
+		}
+	}
+	writeBenchTable(os.Stdout, legs, levels, results)
+}
+
+// benchLeg is one way of starting /bin/true; run returns after the command
+// has exited and everything it needed is torn down.
+type benchLeg struct {
+	name string
+	what string
+	run  func(ctx context.Context) error
+}
+
+func plainExecLeg() benchLeg {
+	return benchLeg{
+		name: "os/exec",
+		what: "exec.Command(\"/bin/true\").Run()",
+		run: func(ctx context.Context) error {
+			return exec.CommandContext(ctx, "/bin/true").Run()
+		},
+	}
+}
+
+// benchStats is one cell of the table.
+type benchStats struct {
+	runs     int
+	elapsed  time.Duration
+	p50, p99 time.Duration
+}
+
+func (s benchStats) perSecond() float64 { return float64(s.runs) / s.elapsed.Seconds() }
+
+// measure runs fn from conc goroutines for about d and collects every
+// latency. The first error stops the measurement.
+func measure(ctx context.Context, fn func(context.Context) error, conc int, d time.Duration) (benchStats, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu    sync.Mutex
+		lats  []time.Duration
+		first error
+		wg    sync.WaitGroup
+	)
+	start := time.Now()
+	deadline := start.Add(d)
+	for range conc {
+		wg.Go(func() {
+			for time.Now().Before(deadline) && ctx.Err() == nil {
+				t0 := time.Now()
+				err := fn(ctx)
+				lat := time.Since(t0)
+				mu.Lock()
+				if err != nil && first == nil {
+					first = err
+					cancel()
+				}
+				lats = append(lats, lat)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if first != nil {
+		return benchStats{}, first
+	}
+	if len(lats) == 0 {
+		return benchStats{}, fmt.Errorf("no run finished in %v", d)
+	}
+	slices.Sort(lats)
+	return benchStats{
+		runs:    len(lats),
+		elapsed: elapsed,
+		p50:     percentile(lats, 0.50),
+		p99:     percentile(lats, 0.99),
+	}, nil
+}
+
+// percentile of sorted values, nearest rank.
+func percentile(sorted []time.Duration, q float64) time.Duration {
+	i := int(q*float64(len(sorted))+0.5) - 1
+	i = max(0, min(i, len(sorted)-1))
+	return sorted[i]
+}
+
+func ms(d time.Duration) string {
+	return strconv.FormatFloat(float64(d.Microseconds())/1000, 'f', 2, 64)
+}
+
+// writeBenchTable prints the markdown table; legs[0] is the plain exec that
+// every ratio is taken against.
+func writeBenchTable(w io.Writer, legs []benchLeg, levels []int, results [][]benchStats) {
+	host, _ := os.Hostname()
+	fmt.Fprintf(w, "\n### Sandbox start cost: /bin/true, %s, %d CPUs, %s\n\n", host, runtime.NumCPU(), time.Now().UTC().Format("2006-01-02 15:04 MST"))
+	fmt.Fprintln(w, "| leg | concurrent | p50 ms | p99 ms | runs/s | p50 vs exec | runs/s vs exec |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|")
+	for i, leg := range legs {
+		for j, c := range levels {
+			st, base := results[i][j], results[0][j]
+			fmt.Fprintf(w, "| %s | %d | %s | %s | %.0f | %.1fx | %.2fx |\n",
+				leg.name, c, ms(st.p50), ms(st.p99), st.perSecond(),
+				float64(st.p50)/float64(base.p50), st.perSecond()/base.perSecond())
+		}
+	}
+	fmt.Fprintln(w)
+	for _, leg := range legs {
+		fmt.Fprintf(w, "- **%s**: %s\n", leg.name, leg.what)
+	}
+}
