@@ -139,10 +139,10 @@ func attackProfile() policy.Profile {
 
 // runOpts changes one run's spec.
 type runOpts struct {
-	user    string              // workspace owner, default "alice"
+	user    string                // workspace owner, default "alice"
 	profile func(*policy.Profile) // profile changes
-	mounts  []policy.Mount      // extra mounts
-	stdout  io.Writer           // default: captured
+	mounts  []policy.Mount        // extra mounts
+	stdout  io.Writer             // default: captured
 }
 
 // runOutcome is what a run produced.
