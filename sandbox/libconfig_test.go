@@ -115,7 +115,7 @@ func TestBuildConfigSandbox(t *testing.T) {
 		byDest[m.Destination] = m
 	}
 	checks := []struct {
-		dest      string
+		dest       string
 		set, clear int
 	}{
 		{"/usr", unix.MS_BIND | unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV, 0},
