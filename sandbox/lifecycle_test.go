@@ -1,0 +1,170 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestSelfcheck(t *testing.T) {
+	needSandbox(t)
+	cfg := testConfig(t)
+	checks, err := Selfcheck(cfg)
+	if err != nil {
+		t.Fatalf("Selfcheck on this host: %v", err)
+	}
+	names := map[string]bool{}
+	for _, c := range checks {
+		names[c.Name] = true
+	}
+	for _, want := range []string{"root", "namespace net", "seccomp support built in", "binary location", "overlayfs"} {
+		if !names[want] {
+			t.Errorf("check %q missing from %v", want, names)
+		}
+	}
+	// A state root inside the binary's directory is refused by name (trap 3).
+	self, _ := os.Executable()
+	bad := cfg
+	bad.StateRoot = filepath.Join(filepath.Dir(self), "state")
+	_, err = Selfcheck(bad)
+	var se *SelfcheckError
+	if !errors.As(err, &se) || se.Check != "binary location" || !errors.Is(err, ErrSelfcheck) {
+		t.Errorf("state root under the binary: got %v, want a SelfcheckError naming the binary location", err)
+	}
+	if _, err := New(context.Background(), bad, testLogger(t)); !errors.Is(err, ErrSelfcheck) {
+		t.Errorf("New with a bad binary location: got %v, want ErrSelfcheck", err)
+	}
+}
+
+func TestLockContention(t *testing.T) {
+	m := newTestManager(t)
+	cfg := m.cfg
+	cfg.CgroupParent += "-other"
+	_, err := New(context.Background(), cfg, testLogger(t))
+	var le *LockedError
+	if !errors.As(err, &le) || !errors.Is(err, ErrLocked) {
+		t.Fatalf("second Manager on the same state root: got %v, want ErrLocked", err)
+	}
+	// The first Manager still works: nothing of it was swept.
+	if got := runSpec(t, m, Spec{Argv: []string{"/bin/true"}}); got.ExitCode != 0 {
+		t.Errorf("first Manager after the refused second one: exit %d", got.ExitCode)
+	}
+}
+
+// TestSweep plants what a crashed process leaves (a live process in the
+// instance's cgroups, a container state directory, a mount under the state
+// root, an old skeleton) and checks that New removes all of it.
+func TestSweep(t *testing.T) {
+	needSandbox(t)
+	cfg := testConfig(t)
+	full, err := cfg.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A sleeping process in a leftover cgroup of every hierarchy.
+	sleeper := exec.Command("/bin/sleep", "300")
+	if err := sleeper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- sleeper.Wait() }()
+	mounts, err := cgroupMounts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mnt := range mounts {
+		dir := filepath.Join(mnt, full.CgroupParent, "crashed-1")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasSuffix(mnt, "/memory") || strings.HasSuffix(mnt, "/pids") {
+			if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(sleeper.Process.Pid)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	state := filepath.Join(full.containersDir(), "crashed-1")
+	if err := os.MkdirAll(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	mnt := filepath.Join(full.rootfsDir(), "tmp")
+	if err := os.MkdirAll(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := exec.Command("/usr/bin/mount", "-t", "tmpfs", "leftover", mnt).Run(); err != nil {
+		t.Fatal(err)
+	}
+	m, err := New(context.Background(), cfg, testLogger(t))
+	if err != nil {
+		t.Fatalf("New over leftovers: %v", err)
+	}
+	select {
+	case <-waited:
+	case <-time.After(5 * time.Second):
+		sleeper.Process.Kill()
+		t.Error("the process in the leftover cgroup survived the sweep")
+		<-waited
+	}
+	if left := runLeftovers(m); len(left) > 0 {
+		t.Errorf("after the sweep: %v", left)
+	}
+	if data, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(data), mnt) {
+		t.Errorf("mount %s survived the sweep", mnt)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if left := leftoversOf(m.cfg); len(left) > 0 {
+		t.Errorf("after Close: %v", left)
+	}
+	removeCgroupParents(m.cfg.CgroupParent)
+}
+
+func TestCloseRefusesRuns(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	needSandbox(t)
+	m, err := New(context.Background(), testConfig(t), testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	removeCgroupParents(m.cfg.CgroupParent)
+	if _, err := m.Run(context.Background(), Spec{Argv: []string{"/bin/true"}, Profile: testProfile()}); !errors.Is(err, ErrClosed) {
+		t.Errorf("Run after Close: got %v, want ErrClosed", err)
+	}
+	if err := m.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
+
+// TestNoGoroutineLeak runs a few kinds of run and checks that no goroutine
+// outlives the Manager.
+func TestNoGoroutineLeak(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	needSandbox(t)
+	m, err := New(context.Background(), testConfig(t), testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := testProfile()
+	p.Timeout, p.KillGrace, p.MaxOutputBytes = 300*time.Millisecond, 50*time.Millisecond, 100
+	for _, argv := range [][]string{{"/bin/true"}, {"/bin/sleep", "10"}, {"/usr/bin/yes"}} {
+		if _, err := m.Run(context.Background(), Spec{Argv: argv, Profile: p, Stdin: strings.NewReader("x")}); err != nil {
+			t.Errorf("%v: %v", argv, err)
+		}
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	removeCgroupParents(m.cfg.CgroupParent)
+}
