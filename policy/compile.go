@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"sort"
 )
 
@@ -207,10 +206,10 @@ func (l *loader) compileGrammar(pf *parsedFile, path, name string, g *FileGramma
 		out.Order = g.Order
 	}
 	for i, f := range g.Flags {
-		out.Flags = append(out.Flags, compileFlag(pf, fmt.Sprintf("%s.flags[%d]", path, i), f, out.Limits))
+		out.Flags = append(out.Flags, l.compileFlag(pf, fmt.Sprintf("%s.flags[%d]", path, i), f, out.Limits))
 	}
 	sort.Slice(out.Flags, func(i, j int) bool { return out.Flags[i].Canonical < out.Flags[j].Canonical })
-	out.Positionals = compilePositionals(g.Positionals, out.Limits)
+	out.Positionals = l.compilePositionals(g.Positionals, out.Limits)
 	for _, sn := range sortedKeys(g.Subcommands) {
 		sub := l.compileGrammar(pf, path+".subcommands."+sn, sn, &g.Subcommands[sn].FileGrammar, out)
 		out.Subcommands = append(out.Subcommands, &Subcommand{Grammar: *sub})
@@ -219,8 +218,8 @@ func (l *loader) compileGrammar(pf *parsedFile, path, name string, g *FileGramma
 	return out
 }
 
-func compileFlag(pf *parsedFile, path string, f *FileFlag, lim Limits) *Flag {
-	out := &Flag{Names: sortedCopy(f.Names), Value: compileValue(&f.FileValue, lim), Rule: ruleRef(pf, path)}
+func (l *loader) compileFlag(pf *parsedFile, path string, f *FileFlag, lim Limits) *Flag {
+	out := &Flag{Names: sortedCopy(f.Names), Value: l.compileValue(&f.FileValue, lim), Rule: ruleRef(pf, path)}
 	out.Canonical = f.Names[0]
 	for _, n := range f.Names {
 		if longFlagRE.MatchString(n) {
@@ -237,7 +236,7 @@ func compileFlag(pf *parsedFile, path string, f *FileFlag, lim Limits) *Flag {
 	return out
 }
 
-func compileValue(v *FileValue, lim Limits) Value {
+func (l *loader) compileValue(v *FileValue, lim Limits) Value {
 	out := Value{Type: ValueType(v.Type), Min: v.Min, Max: v.Max, Values: sortedCopy(v.Values),
 		Pattern: v.Pattern, Roots: sortedCopy(v.Roots), Multiline: v.Multiline}
 	if out.Type == "" {
@@ -245,7 +244,7 @@ func compileValue(v *FileValue, lim Limits) Value {
 	}
 	switch out.Type {
 	case TypeRegex:
-		out.re = regexp.MustCompile(anchored(v.Pattern))
+		out.re, _ = l.compileRegex(v.Pattern)
 	case TypePath:
 		out.MustExist = DefaultPathMustExist
 		set(&out.MustExist, v.MustExist)
@@ -258,16 +257,16 @@ func compileValue(v *FileValue, lim Limits) Value {
 	return out
 }
 
-func compilePositionals(p *FilePositionals, lim Limits) Positionals {
+func (l *loader) compilePositionals(p *FilePositionals, lim Limits) Positionals {
 	if p == nil {
 		return Positionals{}
 	}
 	out := Positionals{Max: len(p.Items)}
 	for _, it := range p.Items {
-		out.Items = append(out.Items, compileValue(it, lim))
+		out.Items = append(out.Items, l.compileValue(it, lim))
 	}
 	if p.Rest != nil {
-		r := compileValue(p.Rest, lim)
+		r := l.compileValue(p.Rest, lim)
 		out.Rest = &r
 		out.Max = lim.MaxArgs
 	}

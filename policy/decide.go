@@ -15,12 +15,15 @@ type decider struct {
 	subject string
 	cwd     string // sandbox working directory (absolute, clean)
 	tr      tracer
+
+	openRoots []openRoot // host root directories opened for path checks
 }
 
 // Decide decides a request. It never panics and denies by default: only a
 // request that passes every check is allowed. The Set is not modified.
 func (s *Set) Decide(ctx context.Context, req Request) (dec *Decision) {
 	d := &decider{s: s, subject: req.Subject, tr: tracer{on: req.Trace}}
+	defer d.closeRoots()
 	defer func() {
 		if r := recover(); r != nil {
 			dec = d.deny(ReasonInternal, RuleRef{}, fmt.Sprintf("panic: %v", r))

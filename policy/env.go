@@ -93,7 +93,7 @@ func (l *loader) checkEnv(pf *parsedFile, path string, e *FileEnv) {
 		}
 		if cv := e.Client[k]; cv == nil || cv.Pattern == "" {
 			l.errAt(pf, p, CodeRequired, "client variable %q needs a pattern", k)
-		} else if _, err := regexp.Compile(anchored(cv.Pattern)); err != nil {
+		} else if _, err := l.compileRegex(cv.Pattern); err != nil {
 			l.errAt(pf, p+".pattern", CodeBadRegex, "pattern %q does not compile: %v", cv.Pattern, err)
 		}
 	}
@@ -143,7 +143,7 @@ func (l *loader) mergeEnv(pf *parsedFile, envs ...*FileEnv) Env {
 		}
 	}
 	for k, p := range out.Client {
-		out.clientRE[k] = regexp.MustCompile(anchored(p))
+		out.clientRE[k], _ = l.compileRegex(p)
 	}
 	for k, key := range out.Secrets {
 		out.secretValues[k] = l.secrets[pf][key]

@@ -88,17 +88,44 @@ func (d *decider) checkPath(p string, roots []string, mustExist, wantDir bool) (
 	if !ok {
 		return ReasonPathOutsideRoot, "path is not inside an allowed root"
 	}
-	return hostCheck(d.hostDir(r), rel, mustExist, wantDir)
-}
-
-// hostCheck opens rel beneath hostRoot on the host.
-func hostCheck(hostRoot string, rel []string, mustExist, wantDir bool) (ReasonCode, string) {
-	rfd, err := unix.Open(hostRoot, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	rfd, err := d.rootFD(d.hostDir(r))
 	if err != nil {
 		return ReasonPathNotFound, "root directory is missing"
 	}
-	defer unix.Close(rfd)
-	err = openBeneath(rfd, rel, wantDir)
+	return hostCheck(rfd, rel, mustExist, wantDir)
+}
+
+// rootFD opens a root's host directory once per decision (O_PATH); the
+// decider closes every one when the decision is made.
+func (d *decider) rootFD(host string) (int, error) {
+	for _, o := range d.openRoots {
+		if o.host == host {
+			return o.fd, nil
+		}
+	}
+	fd, err := unix.Open(host, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	d.openRoots = append(d.openRoots, openRoot{host: host, fd: fd})
+	return fd, nil
+}
+
+type openRoot struct {
+	host string
+	fd   int
+}
+
+func (d *decider) closeRoots() {
+	for _, o := range d.openRoots {
+		unix.Close(o.fd)
+	}
+	d.openRoots = nil
+}
+
+// hostCheck opens rel beneath the root directory rfd on the host.
+func hostCheck(rfd int, rel []string, mustExist, wantDir bool) (ReasonCode, string) {
+	err := openBeneath(rfd, rel, wantDir)
 	switch {
 	case err == nil:
 		return "", ""

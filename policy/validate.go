@@ -25,6 +25,25 @@ type loader struct {
 	commands map[string]*decl[*FileCommand]
 	secrets  map[*parsedFile]map[string]string
 	granted  map[string]bool // roles named by some command or subcommand
+	regexps  map[string]*regexp.Regexp
+	badRegex map[string]error
+}
+
+// compileRegex compiles an anchored pattern once per load.
+func (l *loader) compileRegex(pattern string) (*regexp.Regexp, error) {
+	if re, ok := l.regexps[pattern]; ok {
+		return re, nil
+	}
+	if err, ok := l.badRegex[pattern]; ok {
+		return nil, err
+	}
+	re, err := regexp.Compile(anchored(pattern))
+	if err != nil {
+		l.badRegex[pattern] = err
+		return nil, err
+	}
+	l.regexps[pattern] = re
+	return re, nil
 }
 
 func newLoader(files []*parsedFile, opts LoadOptions) *loader {
@@ -36,6 +55,8 @@ func newLoader(files []*parsedFile, opts LoadOptions) *loader {
 		commands: map[string]*decl[*FileCommand]{},
 		secrets:  map[*parsedFile]map[string]string{},
 		granted:  map[string]bool{},
+		regexps:  map[string]*regexp.Regexp{},
+		badRegex: map[string]error{},
 	}
 }
 

@@ -271,7 +271,7 @@ func (l *loader) checkValue(gc grammarCtx, path string, v *FileValue, isFlag boo
 			bad("type", "enum needs values")
 		}
 	case TypeRegex:
-		if _, err := regexp.Compile(anchored(v.Pattern)); err != nil || v.Pattern == "" {
+		if _, err := l.compileRegex(v.Pattern); err != nil || v.Pattern == "" {
 			l.errAt(gc.pf, path+".pattern", CodeBadRegex, "pattern %q does not compile: %v", v.Pattern, err)
 		}
 	case TypePath:

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"gopkg.in/yaml.v3"
 )
@@ -99,7 +100,25 @@ type structField struct {
 	required bool
 }
 
+// fieldCache memoizes structFields per type.
+var fieldCache sync.Map // reflect.Type -> *cachedFields
+
+type cachedFields struct {
+	fields map[string]structField
+	names  []string
+}
+
 func structFields(t reflect.Type) (map[string]structField, []string) {
+	if c, ok := fieldCache.Load(t); ok {
+		cf := c.(*cachedFields)
+		return cf.fields, cf.names
+	}
+	fields, names := buildStructFields(t)
+	fieldCache.Store(t, &cachedFields{fields, names})
+	return fields, names
+}
+
+func buildStructFields(t reflect.Type) (map[string]structField, []string) {
 	fields := map[string]structField{}
 	var walk func(t reflect.Type, prefix []int)
 	walk = func(t reflect.Type, prefix []int) {
