@@ -29,6 +29,8 @@ type Client struct {
 	log  *slog.Logger
 	done chan struct{} // closed when the read loop ends
 
+	startMu sync.Mutex // orders job numbers with their start frames
+
 	mu     sync.Mutex
 	jobs   map[uint64]*clientJob
 	byID   map[string]*clientJob

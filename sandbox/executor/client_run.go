@@ -18,14 +18,19 @@ import (
 // A job's Stdin is read by a goroutine that ends at the reader's next
 // return after the job has ended; callers close their readers.
 func (c *Client) Run(ctx context.Context, job Job) (*policy.Decision, sandbox.Result, error) {
+	// Job numbers must reach the executor in increasing order: allocate
+	// and send under one lock (never held by the read loop).
+	c.startMu.Lock()
 	j, err := c.register(job)
 	if err != nil {
+		c.startMu.Unlock()
 		return nil, sandbox.Result{}, err
 	}
 	defer c.unregister(j)
 	if err := c.sendStart(j, job); err != nil {
 		c.abandon(j, err)
 	}
+	c.startMu.Unlock()
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); c.pumpOut(j, streamStdout, j.stdout, job.Stdout) }()

@@ -99,6 +99,7 @@ type frameRule struct {
 	minLen, maxLen int
 	streams        bool // stream must be stdin/stdout/stderr; else none
 	jobZero        bool // job must be 0; else non-zero
+	jobAny         bool // job may be 0 (a connection error) or a job
 }
 
 var frameRules = map[frameType]frameRule{
@@ -110,7 +111,7 @@ var frameRules = map[frameType]frameRule{
 	frameResize: {minLen: 4, maxLen: 4},
 	frameSignal: {minLen: 1, maxLen: 1},
 	frameResult: {minLen: 2, maxLen: MaxPayload},
-	frameError:  {minLen: 2, maxLen: MaxPayload},
+	frameError:  {minLen: 2, maxLen: MaxPayload, jobAny: true},
 	frameReload: {minLen: 0, maxLen: 0, jobZero: true},
 }
 
@@ -133,7 +134,7 @@ func checkHeader(t frameType, s streamID, reserved uint16, job uint64, n uint32)
 		return bad(fmt.Sprintf("stream %d on a frame without streams", s))
 	case rule.jobZero && job != 0:
 		return bad("job must be 0")
-	case !rule.jobZero && job == 0:
+	case !rule.jobZero && !rule.jobAny && job == 0:
 		return bad("job 0")
 	}
 	return nil
