@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/execgate/execgate/policy"
 )
 
 func (s *Server) handleHealthz(c *gin.Context) error {
@@ -83,6 +85,10 @@ func (s *Server) handleDrain(c *gin.Context) error {
 
 func (s *Server) handleCommands(c *gin.Context) error {
 	p, _ := principal(c)
-	c.JSON(http.StatusOK, gin.H{"commands": s.currentPolicy().CommandsFor(p.Roles)})
+	cmds := s.currentPolicy().CommandsFor(p.Roles)
+	if cmds == nil {
+		cmds = []policy.CommandInfo{}
+	}
+	c.JSON(http.StatusOK, gin.H{"commands": cmds})
 	return nil
 }

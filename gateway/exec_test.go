@@ -64,3 +64,147 @@ func TestExecWorkspaceFile(t *testing.T) {
 		t.Fatalf("status %d body %s, want one line", r.status, r.body)
 	}
 }
+
+// TestReasonCodesOverHTTP reaches every policy reason code the REST API can
+// reach. tty_not_allowed (REST has no terminal), bad_subject (the verifier
+// refuses such tokens first: 401) and invalid_utf8 (a non-UTF-8 body is a
+// 400 invalid_request with reason invalid_utf8, TestStrictJSON) cannot be
+// reached as a 403.
+func TestReasonCodesOverHTTP(t *testing.T) {
+	env := startServer(t, nil)
+	if err := os.MkdirAll(filepath.Join(env.ws, "alice"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	viewer, operator := env.token("alice", "viewer"), env.token("alice", "operator")
+	long := strings.Repeat("a", 60)
+	cases := []struct {
+		reason string
+		tok    string
+		body   map[string]any
+	}{
+		{"unknown_command", viewer, map[string]any{"command": "rm", "args": []string{"-rf", "/"}}},
+		{"unknown_command", viewer, map[string]any{"command": "/usr/bin/echo"}},
+		{"role_forbidden", viewer, map[string]any{"command": "sleep", "args": []string{"1"}}},
+		{"unknown_subcommand", operator, map[string]any{"command": "tool", "args": []string{"two"}}},
+		{"flag_not_allowed", viewer, map[string]any{"command": "echo", "args": []string{"-x", "a"}}},
+		{"flag_denied", viewer, map[string]any{"command": "echo", "args": []string{"-e", `\033[2J`}}},
+		{"bad_flag_value", viewer, map[string]any{"command": "head", "args": []string{"-n", "abc", "f"}}},
+		{"bad_argument", operator, map[string]any{"command": "sleep", "args": []string{"abc"}}},
+		{"too_many_arguments", viewer, map[string]any{"command": "echo", "args": []string{"1", "2", "3", "4", "5", "6", "7", "8", "9"}}},
+		{"too_few_arguments", viewer, map[string]any{"command": "cat"}},
+		{"argument_too_long", viewer, map[string]any{"command": "echo", "args": []string{strings.Repeat("a", 100)}}},
+		{"request_too_large", viewer, map[string]any{"command": "echo", "args": []string{long, long, long, long}}},
+		{"control_character", viewer, map[string]any{"command": "echo", "args": []string{"a\x1b[2Jb"}}},
+		{"shell_metacharacter", operator, map[string]any{"command": "sleep", "args": []string{"1;"}}},
+		{"bad_cmdline", viewer, map[string]any{"cmdline": "echo 'unterminated"}},
+		{"path_outside_root", viewer, map[string]any{"command": "cat", "args": []string{"../../etc/passwd"}}},
+		{"path_outside_root", viewer, map[string]any{"command": "cat", "args": []string{"/etc/shadow"}}},
+		{"path_not_found", viewer, map[string]any{"command": "cat", "args": []string{"nothere.txt"}}},
+		{"env_not_allowed", viewer, map[string]any{"command": "echo", "env": map[string]string{"LD_PRELOAD": "/tmp/x.so"}}},
+		{"env_not_allowed", viewer, map[string]any{"command": "echo", "env": map[string]string{"TZ": "$(id)"}}},
+	}
+	for _, tc := range cases {
+		for _, path := range []string{"/v1/exec", "/v1/exec/check"} {
+			r := env.do("POST", path, tc.tok, tc.body)
+			id := r.header.Get("X-Request-Id")
+			if path == "/v1/exec/check" {
+				m := r.json(t)
+				if r.status != 200 || m["allowed"] != false || m["reason"] != tc.reason {
+					t.Errorf("%s %v: got %d %s, want allowed=false reason %s", path, tc.body, r.status, r.body, tc.reason)
+				}
+				continue
+			}
+			if r.status != http.StatusForbidden || r.errCode() != CodeForbidden || r.errReason() != tc.reason {
+				t.Errorf("%s %v: got %d %s, want 403 forbidden reason %s", path, tc.body, r.status, r.body, tc.reason)
+				continue
+			}
+			if strings.Contains(string(r.body), "rule") || strings.Contains(string(r.body), "policy.yaml") {
+				t.Errorf("%s: the answer leaks the rule: %s", tc.reason, r.body)
+			}
+			lines := env.auditFor(id)
+			if len(lines) != 1 || lines[0]["type"] != "decision" || lines[0]["allowed"] != false || lines[0]["reason"] != tc.reason || lines[0]["rule"] == nil {
+				t.Errorf("%s: audit %v, want one decision line with the reason and the rule", tc.reason, lines)
+			}
+		}
+	}
+}
+
+func TestCheckAllowedAndClientLimits(t *testing.T) {
+	env := startServer(t, nil)
+	tok := env.token("alice", "viewer")
+	r := env.do("POST", "/v1/exec/check", tok, map[string]any{"command": "echo", "args": []string{"hi"}, "timeout_ms": 500, "max_output_bytes": 10})
+	m := r.json(t)
+	if r.status != 200 || m["allowed"] != true || m["reason"] != "allowed" {
+		t.Fatalf("got %d %s, want allowed", r.status, r.body)
+	}
+	lim := m["limits"].(map[string]any)
+	if lim["timeout_ms"] != float64(500) || lim["max_output_bytes"] != float64(10) {
+		t.Errorf("limits %v, want the client's smaller asks", lim)
+	}
+	r = env.do("POST", "/v1/exec/check", tok, map[string]any{"command": "echo", "timeout_ms": 3600000, "max_output_bytes": 1 << 30})
+	lim = r.json(t)["limits"].(map[string]any)
+	if lim["timeout_ms"] != float64(10000) || lim["max_output_bytes"] != float64(64<<10) {
+		t.Errorf("limits %v, want the profile's (10000 ms, 65536 bytes): never more than the policy", lim)
+	}
+	lines := env.auditFor(r.header.Get("X-Request-Id"))
+	if len(lines) != 1 || lines[0]["dry_run"] != true {
+		t.Errorf("audit %v, want one dry-run decision", lines)
+	}
+}
+
+func TestExecClientLimits(t *testing.T) {
+	env := startServer(t, nil)
+	tok := env.token("alice", "operator")
+	r := env.do("POST", "/v1/exec", tok, map[string]any{"command": "echo", "args": []string{strings.Repeat("x", 50)}, "max_output_bytes": 8})
+	m := r.json(t)
+	if r.status != 200 || len(m["stdout"].(string)) > 8 || m["stdout_truncated"] != true {
+		t.Errorf("got %s, want at most 8 bytes and stdout_truncated", r.body)
+	}
+	r = env.do("POST", "/v1/exec", tok, map[string]any{"command": "sleep", "args": []string{"5"}, "timeout_ms": 300})
+	m = r.json(t)
+	if r.status != 200 || m["ended_by"] != "timeout" {
+		t.Errorf("got %s, want ended_by timeout", r.body)
+	}
+}
+
+func TestExecStdin(t *testing.T) {
+	env := startServer(t, nil)
+	tok := env.token("alice", "viewer")
+	if err := os.MkdirAll(filepath.Join(env.ws, "alice"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(env.ws, "alice", "in"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// cat needs a path; "-" is not a path in the workspace, so feed stdin
+	// through head of an empty file: stdin is accepted and ignored.
+	r := env.do("POST", "/v1/exec", tok, map[string]any{"command": "cat", "args": []string{"in"}, "stdin": "aGVsbG8=", "stdin_encoding": "base64"})
+	if r.status != 200 {
+		t.Errorf("got %d %s, want 200", r.status, r.body)
+	}
+	r = env.do("POST", "/v1/exec", tok, map[string]any{"command": "cat", "args": []string{"in"}, "stdin": "!!", "stdin_encoding": "base64"})
+	if r.status != 400 || r.errCode() != CodeInvalidRequest {
+		t.Errorf("bad base64: got %d %s, want 400 invalid_request", r.status, r.body)
+	}
+}
+
+func TestCommandsByRole(t *testing.T) {
+	env := startServer(t, nil)
+	names := func(tok string) string {
+		r := env.do("GET", "/v1/commands", tok, nil)
+		var out []string
+		for _, c := range r.json(t)["commands"].([]any) {
+			out = append(out, c.(map[string]any)["name"].(string))
+		}
+		return strings.Join(out, ",")
+	}
+	if got, want := names(env.token("alice", "viewer")), "cat,echo,head,printf,true"; got != want {
+		t.Errorf("viewer: got %s, want %s", got, want)
+	}
+	if got, want := names(env.token("alice", "operator")), "cat,echo,head,printf,sleep,tool,true"; got != want {
+		t.Errorf("operator: got %s, want %s", got, want)
+	}
+	if got := names(env.token("alice")); got != "" {
+		t.Errorf("no roles: got %s, want nothing", got)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 )
@@ -31,8 +32,19 @@ func decodeJSON(c *gin.Context, dst any) error {
 	return decodeStrict(data, dst)
 }
 
+// errNotUTF8 is the 400 of a body that is not UTF-8: JSON decoding would
+// silently replace the bad bytes, so the policy would judge other text.
+func errNotUTF8() *HTTPError {
+	e := errInvalid("", "the body is not valid UTF-8", errors.New("invalid UTF-8"))
+	e.Reason = "invalid_utf8"
+	return e
+}
+
 // decodeStrict is decodeJSON's parser (fuzzed on its own).
 func decodeStrict(data []byte, dst any) error {
+	if !utf8.Valid(data) {
+		return errNotUTF8()
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
