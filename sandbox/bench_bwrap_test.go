@@ -37,7 +37,12 @@ func newBwrapLeg(t *testing.T) (benchLeg, error) {
 	if err != nil {
 		return benchLeg{}, err
 	}
-	dir := t.TempDir()
+	// Not t.TempDir: its parent is 0700, and bwrap runs as uid 65534.
+	dir, err := os.MkdirTemp("", "execgate-bench-bwrap-")
+	if err != nil {
+		return benchLeg{}, err
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return benchLeg{}, err
 	}

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -53,13 +54,17 @@ func TestBenchCompare(t *testing.T) {
 	legs = append(legs, eg)
 
 	levels := []int{1, 2, 4, 8}
-	results := make([][]benchStats, len(legs))
-	for i, leg := range legs {
+	for _, leg := range legs {
 		// Warm up: page cache, first cgroup writes, lazy setup.
 		if _, err := measure(ctx, leg.run, 1, 200*time.Millisecond); err != nil {
 			t.Fatalf("%s: warm-up: %v", leg.name, err)
 		}
-		for _, c := range levels {
+	}
+	// Level by level, the legs in turn: a load change on the (shared)
+	// machine then skews one level rather than one leg.
+	results := make([][]benchStats, len(legs))
+	for _, c := range levels {
+		for i, leg := range legs {
 			st, err := measure(ctx, leg.run, c, cell)
 			if err != nil {
 				t.Fatalf("%s at %d concurrent: %v", leg.name, c, err)
@@ -158,7 +163,7 @@ func ms(d time.Duration) string {
 // every ratio is taken against.
 func writeBenchTable(w io.Writer, legs []benchLeg, levels []int, results [][]benchStats) {
 	host, _ := os.Hostname()
-	fmt.Fprintf(w, "\n### Sandbox start cost: /bin/true, %s, %d CPUs, %s\n\n", host, runtime.NumCPU(), time.Now().UTC().Format("2006-01-02 15:04 MST"))
+	fmt.Fprintf(w, "\n### Sandbox start cost: /bin/true, %s, %d CPUs, load %s, %s\n\n", host, runtime.NumCPU(), loadAvg(), time.Now().UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Fprintln(w, "| leg | concurrent | p50 ms | p99 ms | runs/s | p50 vs exec | runs/s vs exec |")
 	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|")
 	for i, leg := range legs {
@@ -173,4 +178,18 @@ func writeBenchTable(w io.Writer, legs []benchLeg, levels []int, results [][]ben
 	for _, leg := range legs {
 		fmt.Fprintf(w, "- **%s**: %s\n", leg.name, leg.what)
 	}
+}
+
+// loadAvg is the 1-minute load average: on a shared machine it says how
+// much the figures are worth.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return "?"
+	}
+	return f[0]
 }
