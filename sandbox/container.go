@@ -53,7 +53,9 @@ func (r *run) startOnce() error {
 		Init: true,
 	}
 	if r.spec.TTY {
-		p.ConsoleSocket = r.io.consoleChild
+		// Output arrives on the pty; the size starts at 80x24 until a
+		// Resize says otherwise.
+		p.ConsoleSocket, p.ConsoleWidth, p.ConsoleHeight = r.io.consoleChild, 80, 24
 	} else {
 		p.Stdin, p.Stdout, p.Stderr = r.io.stdinR, r.io.stdoutW, r.io.stderrW
 	}

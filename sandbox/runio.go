@@ -23,10 +23,12 @@ type runIO struct {
 	master                      *os.File
 
 	stdinOnce sync.Once
+	over      chan struct{} // closed when the command has ended
+	overOnce  sync.Once
 }
 
 func newRunIO(spec *Spec) (_ *runIO, err error) {
-	x := &runIO{}
+	x := &runIO{over: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			x.closeAll()
@@ -71,8 +73,15 @@ func (x *runIO) receiveConsole() error {
 	return nil
 }
 
-// endRun closes the stdin pipe so a blocked stdin copy ends.
+// endRun is called when the command has ended: it stops the resize
+// goroutine and closes stdin.
 func (x *runIO) endRun() {
+	x.overOnce.Do(func() { close(x.over) })
+	x.closeStdin()
+}
+
+// closeStdin closes the stdin pipe so a blocked stdin copy ends.
+func (x *runIO) closeStdin() {
 	x.stdinOnce.Do(func() { closeFiles(&x.stdinW) })
 }
 
@@ -115,7 +124,7 @@ func (x *runIO) startCopiers(spec *Spec, g *outputGate, bg *sync.WaitGroup) *cop
 			x.startStdin(spec.Stdin, x.master, bg, false)
 		}
 		if spec.Resize != nil {
-			x.startResize(spec.Resize, g.done, bg)
+			x.startResize(spec.Resize, x.over, &c.wg)
 		}
 		return c
 	}
@@ -136,7 +145,7 @@ func (x *runIO) startStdin(src io.Reader, dst *os.File, bg *sync.WaitGroup, clos
 		defer bg.Done()
 		_, _ = x.copyIn(dst, src)
 		if closeAtEOF {
-			x.endRun()
+			x.closeStdin()
 		}
 	}()
 }
@@ -146,7 +155,8 @@ func (x *runIO) copyIn(dst *os.File, src io.Reader) (int64, error) {
 }
 
 // startResize applies window size changes to the pty master until the
-// channel closes or the run is over (done); bg owns it.
+// channel closes or the command has ended (done). The run waits for it
+// before closing the master.
 func (x *runIO) startResize(ch <-chan WindowSize, done <-chan struct{}, wg *sync.WaitGroup) {
 	master := x.master
 	wg.Add(1)
