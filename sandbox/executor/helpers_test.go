@@ -150,7 +150,15 @@ func me() Peer { return Peer{UID: os.Getuid(), PID: os.Getpid()} }
 func newHarness(t *testing.T, peer Peer, opts ...func(*ServerConfig)) *harness {
 	t.Helper()
 	sb := newProcSandbox()
-	h := &harness{sb: sb, local: NewLocal(sb, loadPolicy(t), testLog(t)), served: make(chan error, 1)}
+	h := newHarnessWith(t, sb, peer, opts...)
+	h.sb = sb
+	return h
+}
+
+// newHarnessWith is newHarness with any Sandbox (the real one in e2e).
+func newHarnessWith(t *testing.T, sb Sandbox, peer Peer, opts ...func(*ServerConfig)) *harness {
+	t.Helper()
+	h := &harness{local: NewLocal(sb, loadPolicy(t), testLog(t)), served: make(chan error, 1)}
 	cfg := ServerConfig{Local: h.local, Peer: peer, Log: testLog(t)}
 	for _, o := range opts {
 		o(&cfg)
