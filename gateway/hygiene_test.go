@@ -1,0 +1,160 @@
+package gateway
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+func TestBodyAndHeaderLimits(t *testing.T) {
+	env := startServer(t, nil)
+	tok := env.token("alice", "viewer")
+	big := `{"command":"echo","args":["` + strings.Repeat("a", 2<<20) + `"]}`
+	if r := env.do("POST", "/v1/exec", tok, big); r.status != 413 || r.errCode() != CodePayloadTooLarge {
+		t.Errorf("2 MiB body: got %d %s, want 413 payload_too_large", r.status, r.body)
+	}
+	// Chunked: no Content-Length, so the limit bites while reading.
+	req, _ := http.NewRequest("POST", env.url+"/v1/exec", io.MultiReader(strings.NewReader(big)))
+	req.ContentLength = -1
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 413 || !bytes.Contains(body, []byte(CodePayloadTooLarge)) {
+		t.Errorf("chunked 2 MiB body: got %d %s, want 413 payload_too_large", resp.StatusCode, body)
+	}
+	if r := env.do("GET", "/v1/commands", tok, nil, "X-Big", strings.Repeat("b", 40<<10)); r.status != 413 || r.errCode() != CodePayloadTooLarge {
+		t.Errorf("40 KiB header: got %d %s, want 413 payload_too_large", r.status, r.body)
+	}
+	if r := env.do("GET", "/v1/commands", tok, nil, "X-Big", strings.Repeat("b", 200<<10)); r.status != 431 {
+		t.Errorf("200 KiB header: got %d, want 431 from the server's hard limit", r.status)
+	}
+}
+
+func TestStrictJSON(t *testing.T) {
+	env := startServer(t, nil)
+	tok := env.token("alice", "viewer")
+	cases := []struct {
+		name, body, field, reason string
+	}{
+		{"unknown field", `{"command":"echo","shell":true}`, "shell", ""},
+		{"trailing data", `{"command":"echo"} {"command":"echo"}`, "", ""},
+		{"trailing garbage", `{"command":"echo"}x`, "", ""},
+		{"wrong type args", `{"command":"echo","args":"hi"}`, "args", ""},
+		{"wrong type timeout", `{"command":"echo","timeout_ms":"5"}`, "timeout_ms", ""},
+		{"wrong type env", `{"command":"echo","env":{"TZ":1}}`, "env", ""},
+		{"negative timeout", `{"command":"echo","timeout_ms":-1}`, "timeout_ms", ""},
+		{"both forms", `{"command":"echo","cmdline":"echo"}`, "command", ""},
+		{"neither form", `{}`, "command", ""},
+		{"args with cmdline", `{"cmdline":"echo","args":["x"]}`, "args", ""},
+		{"empty body", ``, "", ""},
+		{"array", `[]`, "", ""},
+		{"null", `null`, "command", ""},
+		{"invalid UTF-8", "{\"command\":\"echo\",\"args\":[\"a\xff\"]}", "", "invalid_utf8"},
+		{"bad stdin encoding", `{"command":"echo","stdin_encoding":"hex"}`, "stdin_encoding", ""},
+	}
+	for _, tc := range cases {
+		r := env.do("POST", "/v1/exec", tok, tc.body)
+		var b errorBody
+		_ = jsonUnmarshal(r.body, &b)
+		if r.status != 400 || b.Error.Code != CodeInvalidRequest || b.Error.Field != tc.field || b.Error.Reason != tc.reason {
+			t.Errorf("%s: got %d %s, want 400 invalid_request field %q reason %q", tc.name, r.status, r.body, tc.field, tc.reason)
+		}
+	}
+	r := env.do("POST", "/v1/exec", tok, nil, "Content-Type", "text/plain")
+	if r.status != 400 || !strings.Contains(string(r.body), "Content-Type") {
+		t.Errorf("text/plain: got %d %s, want 400 naming Content-Type", r.status, r.body)
+	}
+}
+
+func TestEnvelopeAndHeaders(t *testing.T) {
+	env := startServer(t, nil)
+	tok := env.token("alice", "viewer")
+	cases := []struct {
+		method, path, tok string
+		status            int
+		code              string
+	}{
+		{"GET", "/healthz", "", 200, ""},
+		{"GET", "/readyz", "", 200, ""},
+		{"GET", "/nothere", "", 404, CodeNotFound},
+		{"PUT", "/v1/exec", tok, 405, CodeMethodNotAllowed},
+		{"GET", "/v1/commands", "", 401, CodeUnauthorized},
+		{"GET", "/v1/health", tok, 403, CodeForbidden},
+		{"POST", "/auth/token", "", 404, CodeNotFound}, // no credentials configured
+	}
+	seen := map[string]bool{}
+	for _, tc := range cases {
+		r := env.do(tc.method, tc.path, tc.tok, nil)
+		if r.status != tc.status || r.errCode() != tc.code {
+			t.Errorf("%s %s: got %d %s, want %d %q", tc.method, tc.path, r.status, r.body, tc.status, tc.code)
+		}
+		id := r.header.Get("X-Request-Id")
+		if len(id) != 32 || seen[id] {
+			t.Errorf("%s %s: X-Request-Id %q missing or reused", tc.method, tc.path, id)
+		}
+		seen[id] = true
+		if tc.code != "" && !strings.Contains(string(r.body), `"request_id":"`+id+`"`) {
+			t.Errorf("%s %s: body %s lacks request_id %s", tc.method, tc.path, r.body, id)
+		}
+		for h, want := range map[string]string{"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"} {
+			if got := r.header.Get(h); got != want {
+				t.Errorf("%s %s: %s = %q, want %q", tc.method, tc.path, h, got, want)
+			}
+		}
+		if !strings.Contains(r.header.Get("Content-Security-Policy"), "default-src 'none'") {
+			t.Errorf("%s %s: no CSP", tc.method, tc.path)
+		}
+	}
+}
+
+func TestCORS(t *testing.T) {
+	env := startServer(t, func(cfg *Config, _ *Deps) {
+		cfg.HTTP.CORSOrigins = []string{"https://app.example.com"}
+		cfg.HTTP.CORSCredentials = true
+	})
+	r := env.do("OPTIONS", "/v1/exec", "", nil, "Origin", "https://app.example.com", "Access-Control-Request-Method", "POST")
+	if r.status != 204 || r.header.Get("Access-Control-Allow-Origin") != "https://app.example.com" || r.header.Get("Access-Control-Allow-Credentials") != "true" {
+		t.Errorf("allowed preflight: got %d %v", r.status, r.header)
+	}
+	r = env.do("OPTIONS", "/v1/exec", "", nil, "Origin", "https://evil.example.com", "Access-Control-Request-Method", "POST")
+	if r.header.Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("foreign origin got CORS headers: %v", r.header)
+	}
+	r = env.do("GET", "/healthz", "", nil, "Origin", "null")
+	if r.header.Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("origin null got CORS headers")
+	}
+	cfg := Default()
+	cfg.HTTP.CORSOrigins = []string{"*"}
+	if err := cfg.Validate(); err == nil {
+		t.Error("cors_origins * was accepted")
+	}
+}
+
+func TestNetworkRules(t *testing.T) {
+	env := startServer(t, func(cfg *Config, _ *Deps) {
+		cfg.Network.AdminAllow = []string{"10.0.0.0/8"}
+	})
+	admin := env.token("root", "admin")
+	if r := env.do("GET", "/v1/health", admin, nil); r.status != 403 || r.errCode() != CodeIPNotAllowed {
+		t.Errorf("admin from loopback outside admin_allow: got %d %s, want 403 ip_not_allowed", r.status, r.body)
+	}
+	if r := env.do("GET", "/v1/commands", admin, nil); r.status != 200 {
+		t.Errorf("non-admin endpoint: got %d, want 200", r.status)
+	}
+	blocked := startServer(t, func(cfg *Config, _ *Deps) { cfg.Network.Block = []string{"127.0.0.0/8"} })
+	if r := blocked.do("GET", "/healthz", "", nil); r.status != 403 || r.errCode() != CodeIPNotAllowed {
+		t.Errorf("blocked network: got %d %s, want 403 ip_not_allowed", r.status, r.body)
+	}
+	ws := startServer(t, func(cfg *Config, _ *Deps) { cfg.Network.WSBlock = []string{"127.0.0.1"} })
+	if r := ws.do("GET", "/v1/commands", ws.token("a", "viewer"), nil, "Upgrade", "websocket", "Connection", "Upgrade"); r.status != 403 || r.errCode() != CodeIPNotAllowed {
+		t.Errorf("blocked WebSocket upgrade: got %d %s, want 403 ip_not_allowed", r.status, r.body)
+	}
+}
