@@ -1,11 +1,13 @@
 package sandbox
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/execgate/execgate/policy"
@@ -329,5 +331,113 @@ func TestAttackTmpNotShared(t *testing.T) {
 	out = s.sh(t, runOpts{}, "ls -a /tmp; cat /tmp/"+name)
 	if strings.Contains(out.stdout, name) || !strings.Contains(out.stderr, "No such file or directory") {
 		t.Errorf("/tmp is shared between runs: %v", out)
+	}
+}
+
+// TestAttackWorkspaceSymlink plants symlinks in a user's own workspace
+// that point out of it, then asks for runs whose mount sources go through
+// them. The host directory a symlink names must never be created in,
+// chowned or mounted.
+func TestAttackWorkspaceSymlink(t *testing.T) {
+	s := suite(t)
+	ws := s.workspace(t, "mallory")
+	victim := t.TempDir() // a root-owned host directory outside every workspace
+	if err := os.WriteFile(filepath.Join(victim, "secret"), []byte("host secret\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.Stat(victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What mallory's earlier run could have left in her workspace.
+	link := filepath.Join(ws, "proj")
+	_ = os.Remove(link)
+	if err := os.Symlink(victim, link); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.Remove(link) })
+	cases := []struct {
+		name     string
+		source   string
+		readOnly bool // a shared root rather than a workspace
+	}{
+		{"symlink itself", link, false},
+		{"below a symlink", filepath.Join(link, "sub"), false},
+		{"shared root through a symlink", link, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			mounts := []policy.Mount{{Root: "work", Source: c.source, Target: "/data", Workspace: !c.readOnly, ReadOnly: c.readOnly}}
+			prof := attackProfile()
+			var stdout, stderr strings.Builder
+			res, err := s.mgr.Run(t.Context(), Spec{
+				ID: fmt.Sprintf("atk-%d-%d", os.Getpid(), runSeq.Add(1)), Subject: "mallory",
+				Argv: []string{"/bin/sh", "-c", "cat /data/secret; ls -la /data"}, Env: []string{"PATH=/usr/bin:/bin"},
+				Cwd: "/", Mounts: mounts, Profile: prof, Stdout: &stdout, Stderr: &stderr,
+			})
+			if err == nil && strings.Contains(stdout.String(), "host secret") {
+				t.Errorf("the host directory behind the symlink is mounted: %+v\n%s", res, stdout.String())
+			}
+			if ents, _ := os.ReadDir(victim); len(ents) != 1 {
+				t.Errorf("the host directory behind the symlink was written to: %v", ents)
+				_ = os.RemoveAll(filepath.Join(victim, "sub"))
+			}
+			if fi, err := os.Stat(victim); err == nil {
+				st, st0 := fi.Sys().(*syscall.Stat_t), before.Sys().(*syscall.Stat_t)
+				if st.Uid != st0.Uid || st.Gid != st0.Gid || fi.Mode() != before.Mode() {
+					t.Errorf("the host directory behind the symlink was re-owned or re-moded: %d:%d %v, was %d:%d %v",
+						st.Uid, st.Gid, fi.Mode(), st0.Uid, st0.Gid, before.Mode())
+				}
+			}
+			if err == nil {
+				t.Errorf("run with a mount source through a symlink was accepted (%+v); want a SpecError", res)
+			} else if !errors.Is(err, ErrBadSpec) {
+				t.Logf("refused with %v (not ErrBadSpec)", err)
+			}
+		})
+	}
+}
+
+// TestAttackDevices lists /dev and tries to create a device node: only the
+// six nodes of a sandbox exist, and mknod fails.
+func TestAttackDevices(t *testing.T) {
+	s := suite(t)
+	for _, uid := range []uint32{attackUID, 0} {
+		t.Run(fmt.Sprintf("uid%d", uid), func(t *testing.T) {
+			o := runOpts{profile: func(p *policy.Profile) { p.UID, p.GID = uid, uid }}
+			out := s.sh(t, o, "ls -1A /dev; mknod /dev/sda b 8 0 && echo MKNOD-OK; mknod /tmp/mem c 1 1 && echo MKNOD-OK; head -c 1 /tmp/mem >/dev/null 2>&1 && echo READ-MEM")
+			got := slices.DeleteFunc(lines(out.stdout), func(l string) bool { return strings.HasSuffix(l, "-OK") || l == "READ-MEM" })
+			// ptmx, pts, fd and std* are what libcontainer adds to every /dev.
+			want := []string{"fd", "full", "null", "ptmx", "pts", "random", "shm", "stderr", "stdin", "stdout", "tty", "urandom", "zero"}
+			slices.Sort(got)
+			for _, g := range got {
+				if !slices.Contains(want, g) {
+					t.Errorf("unexpected /dev entry %q (all: %v)", g, got)
+				}
+			}
+			if strings.Contains(out.stdout, "MKNOD-OK") || strings.Contains(out.stdout, "READ-MEM") {
+				t.Errorf("a device node could be created or used: %v", out)
+			}
+		})
+	}
+}
+
+// TestAttackProcLimits reads the command's rlimits and session: core
+// dumps off, the profile's file and size limits, and a session of its own.
+func TestAttackProcLimits(t *testing.T) {
+	s := suite(t)
+	out := s.sh(t, runOpts{}, "cat /proc/self/limits; echo; cut -d' ' -f1,6 /proc/self/stat")
+	for _, want := range []string{
+		"Max core file size        0                    0",
+		"Max open files            256                  256",
+		"Max file size             67108864             67108864",
+	} {
+		if !strings.Contains(out.stdout, want) {
+			t.Errorf("limits lack %q:\n%s", want, out.stdout)
+		}
+	}
+	ls := lines(out.stdout)
+	if f := strings.Fields(ls[len(ls)-1]); len(f) != 2 || f[1] != "1" {
+		t.Errorf("session of the command's shell: got %q, want session 1 (the sandbox's pid 1 is the session leader)", ls[len(ls)-1])
 	}
 }
