@@ -37,7 +37,7 @@ func fixtureDir(t testing.TB) string {
 	write("ws/alice2/secret", "bob")
 	write("docs/guide/index.md", "# doc")
 	link("/etc/passwd", "ws/alice/abs-escape")
-	link("../../alice2/secret", "ws/alice/rel-escape")
+	link("../alice2/secret", "ws/alice/rel-escape")
 	link("../alice2", "ws/alice/dir-escape")
 	link("src/main.go", "ws/alice/inside-link")
 	link("/", "ws/alice/rootlink")

@@ -70,7 +70,7 @@ type File struct {
 type FileRole struct {
 	Description string   `yaml:"description,omitempty" jsonschema:"description=What the role is for."`
 	Includes    []string `yaml:"includes,omitempty" jsonschema:"description=Roles whose grants this role also has (transitively)."`
-	Permissions []string `yaml:"permissions,omitempty" jsonschema:"description=Gateway permissions beyond commands,enum=admin"`
+	Permissions []string `yaml:"permissions,omitempty" jsonschema:"enum=admin,description=Gateway permissions beyond commands"`
 }
 
 // FileRoot is a named host directory. Exactly one root may be the per-user
@@ -87,10 +87,10 @@ type FileRoot struct {
 // inherits, then from the built-in defaults (defaults.go).
 type FileProfile struct {
 	Inherits        string    `yaml:"inherits,omitempty" jsonschema:"description=Name of a profile whose settings this one extends."`
-	Untrusted       *bool     `yaml:"untrusted,omitempty" jsonschema:"description=Marks a profile meant to run untrusted code (shells, interpreters)."`
-	Timeout         *Duration `yaml:"timeout,omitempty" jsonschema:"description=Wall-clock limit, then SIGTERM (e.g. 30s)."`
+	Untrusted       *bool     `yaml:"untrusted,omitempty" jsonschema:"description=Marks a profile meant to run untrusted code (shells\\, interpreters)."`
+	Timeout         *Duration `yaml:"timeout,omitempty" jsonschema:"description=Wall-clock limit\\, then SIGTERM (e.g. 30s)."`
 	KillGrace       *Duration `yaml:"kill_grace,omitempty" jsonschema:"description=Time between SIGTERM and SIGKILL."`
-	Memory          *Size     `yaml:"memory,omitempty" jsonschema:"description=Memory limit, no swap (e.g. 256MiB)."`
+	Memory          *Size     `yaml:"memory,omitempty" jsonschema:"description=Memory limit\\, no swap (e.g. 256MiB)."`
 	Pids            *int64    `yaml:"pids,omitempty" jsonschema:"minimum=1,description=Maximum number of processes/threads."`
 	CPUShares       *uint64   `yaml:"cpu_shares,omitempty" jsonschema:"minimum=2,maximum=262144,description=Relative CPU weight."`
 	CPUQuota        *float64  `yaml:"cpu_quota,omitempty" jsonschema:"minimum=0.01,description=CPUs (0.5 = half a core)."`
@@ -98,15 +98,15 @@ type FileProfile struct {
 	OpenFiles       *uint64   `yaml:"open_files,omitempty" jsonschema:"minimum=8,description=RLIMIT_NOFILE."`
 	FileSize        *Size     `yaml:"file_size,omitempty" jsonschema:"description=RLIMIT_FSIZE (largest file a run may write)."`
 	Tmpfs           *Size     `yaml:"tmpfs,omitempty" jsonschema:"description=Size of the sandbox's /tmp."`
-	Umask           *Umask    `yaml:"umask,omitempty" jsonschema:"description=Octal umask as a string (e.g. \"0077\")."`
+	Umask           *Umask    `yaml:"umask,omitempty" jsonschema:"description=Octal umask as a string (e.g. 0077)."`
 	MaxOutput       *Size     `yaml:"max_output,omitempty" jsonschema:"description=Cap on stdout+stderr bytes."`
 	OutputRate      *Size     `yaml:"output_rate,omitempty" jsonschema:"description=Output bytes per second (0 = no rate limit)."`
 	KeepOnOutputCap *bool     `yaml:"keep_on_output_cap,omitempty" jsonschema:"description=Discard output past the cap instead of killing the run."`
 	Network         *string   `yaml:"network,omitempty" jsonschema:"enum=none,enum=loopback,description=Network of the sandbox."`
 	TTY             *bool     `yaml:"tty,omitempty" jsonschema:"description=Whether a client may request a terminal."`
-	NoExecWork      *bool     `yaml:"noexec_work,omitempty" jsonschema:"description=Writable mounts (workspace, /tmp) are noexec."`
+	NoExecWork      *bool     `yaml:"noexec_work,omitempty" jsonschema:"description=Writable mounts (workspace\\, /tmp) are noexec."`
 	WorkspaceSize   *Size     `yaml:"workspace_size,omitempty" jsonschema:"description=Per-user workspace size cap (0 = none)."`
-	Seccomp         *string   `yaml:"seccomp,omitempty" jsonschema:"description=default, strict, or the absolute path of a custom profile file."`
+	Seccomp         *string   `yaml:"seccomp,omitempty" jsonschema:"description=default\\, strict\\, or the absolute path of a custom profile file."`
 	UID             *uint32   `yaml:"uid,omitempty" jsonschema:"description=UID inside the sandbox (default 65534)."`
 	GID             *uint32   `yaml:"gid,omitempty" jsonschema:"description=GID inside the sandbox (default 65534)."`
 	Mounts          []string  `yaml:"mounts,omitempty" jsonschema:"description=Root names mounted in this profile (read-only roots read-only; the workspace writable)."`
@@ -132,7 +132,7 @@ type FileLimits struct {
 // environment is otherwise empty. A command's env extends the file's env.
 type FileEnv struct {
 	Set     map[string]string         `yaml:"set,omitempty" jsonschema:"description=Fixed variables."`
-	Client  map[string]*FileClientVar `yaml:"client,omitempty" jsonschema:"description=Variables a client may set; LD_*, GIT_*, PATH and similar are never allowed."`
+	Client  map[string]*FileClientVar `yaml:"client,omitempty" jsonschema:"description=Variables a client may set; LD_*\\, GIT_*\\, PATH and similar are never allowed."`
 	Secrets map[string]string         `yaml:"secrets,omitempty" jsonschema:"description=VARIABLE: key in secrets_file. Values reach the environment only."`
 }
 
@@ -152,7 +152,7 @@ type FileGrammar struct {
 	Order        string                     `yaml:"order,omitempty" jsonschema:"enum=flags_first,enum=positionals_first,description=Order of the final argv (find needs positionals_first)."`
 	Flags        []*FileFlag                `yaml:"flags,omitempty" jsonschema:"description=Allowed flags."`
 	Positionals  *FilePositionals           `yaml:"positionals,omitempty" jsonschema:"description=Allowed positional arguments (none when absent)."`
-	Deny         []string                   `yaml:"deny,omitempty" jsonschema:"description=Flags that never pass, whatever else matches; inherited by subcommands."`
+	Deny         []string                   `yaml:"deny,omitempty" jsonschema:"description=Flags that never pass\\, whatever else matches; inherited by subcommands."`
 	Limits       *FileLimits                `yaml:"limits,omitempty" jsonschema:"description=Overrides of the argument bounds."`
 	Subcommands  map[string]*FileSubcommand `yaml:"subcommands,omitempty" jsonschema:"description=git-style subcommands; when present one is required."`
 }
@@ -178,9 +178,9 @@ type FileSubcommand struct {
 // whole). The first long name (else the first name) is canonical: the final
 // argv always uses it.
 type FileFlag struct {
-	Names     []string `yaml:"names" jsonschema:"required,description=Spellings, e.g. [-n, --max-count]."`
+	Names     []string `yaml:"names" jsonschema:"required,description=Spellings\\, e.g. [-n\\, --max-count]."`
 	FileValue `yaml:",inline"`
-	Forms     []string `yaml:"forms,omitempty" jsonschema:"enum=equals,enum=separate,enum=attached,description=Accepted value forms: --f=v, --f v / -f v, -fv (default all)."`
+	Forms     []string `yaml:"forms,omitempty" jsonschema:"enum=equals,enum=separate,enum=attached,description=Accepted value forms: --f=v\\, --f v / -f v\\, -fv (default all)."`
 }
 
 // FileValue is the type of a flag value or positional argument.
@@ -200,7 +200,7 @@ type FileValue struct {
 // one, Rest types every one after the items (none allowed when absent).
 type FilePositionals struct {
 	Min   *int         `yaml:"min,omitempty" jsonschema:"minimum=0,description=Fewest positionals (default 0)."`
-	Max   *int         `yaml:"max,omitempty" jsonschema:"minimum=0,description=Most positionals (default: len(items), or the argument limit with rest)."`
-	Items []*FileValue `yaml:"items,omitempty" jsonschema:"description=Types of the leading positionals, in order."`
+	Max   *int         `yaml:"max,omitempty" jsonschema:"minimum=0,description=Most positionals (default: len(items)\\, or the argument limit with rest)."`
+	Items []*FileValue `yaml:"items,omitempty" jsonschema:"description=Types of the leading positionals\\, in order."`
 	Rest  *FileValue   `yaml:"rest,omitempty" jsonschema:"description=Type of every positional after the items."`
 }
