@@ -80,10 +80,13 @@ func (s *Server) take(c *gin.Context, lim *limiter.Limiter, scope, key string) e
 	if err != nil {
 		return httpErr(http.StatusServiceUnavailable, CodeUnavailable, "rate limiter unavailable", fmt.Errorf("rate limit %s: %w", scope, err))
 	}
+	// Several limits apply to one request: the headers show the tightest.
 	h := c.Writer.Header()
-	h.Set("X-RateLimit-Limit", strconv.FormatInt(lc.Limit, 10))
-	h.Set("X-RateLimit-Remaining", strconv.FormatInt(lc.Remaining, 10))
-	h.Set("X-RateLimit-Reset", strconv.FormatInt(lc.Reset, 10))
+	if prev, err := strconv.ParseInt(h.Get("X-RateLimit-Remaining"), 10, 64); err != nil || lc.Remaining < prev || lc.Reached {
+		h.Set("X-RateLimit-Limit", strconv.FormatInt(lc.Limit, 10))
+		h.Set("X-RateLimit-Remaining", strconv.FormatInt(lc.Remaining, 10))
+		h.Set("X-RateLimit-Reset", strconv.FormatInt(lc.Reset, 10))
+	}
 	if !lc.Reached {
 		return nil
 	}

@@ -338,3 +338,9 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+func newReq(remote string) *http.Request {
+	r, _ := http.NewRequest("GET", "http://x/", nil)
+	r.RemoteAddr = remote
+	return r
+}
