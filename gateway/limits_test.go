@@ -222,7 +222,9 @@ func TestConcurrencyCap(t *testing.T) {
 	var wg sync.WaitGroup
 	results := make([]response, 2)
 	for i, tok := range []string{alice, bob} {
-		wg.Go(func() { results[i] = env.do("POST", "/v1/exec", tok, map[string]any{"command": "sleep", "args": []string{"2"}}) })
+		wg.Go(func() {
+			results[i] = env.do("POST", "/v1/exec", tok, map[string]any{"command": "sleep", "args": []string{"2"}})
+		})
 	}
 	waitFor(t, "two running sessions", func() bool { return env.srv.sessions.count() == 2 })
 	if r := env.do("POST", "/v1/exec", alice, map[string]any{"command": "echo"}); r.status != 429 || r.errCode() != CodeTooManySessions {
