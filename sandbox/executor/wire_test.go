@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -271,4 +272,37 @@ func TestPeerRejected(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzServeConn feeds arbitrary bytes after a valid hello to a live
+// server: it must neither panic nor hang, and it must end the connection
+// when the input ends. (No policy is loaded, so nothing runs.)
+func FuzzServeConn(f *testing.F) {
+	start, _ := json.Marshal(startMsg{ID: "f", Request: toWire(req("echo", "x")), Stdin: true})
+	f.Add(appendFrame(nil, frame{Type: frameStart, Job: 1, Payload: start}))
+	f.Add(appendFrame(appendFrame(nil, frame{Type: frameStart, Job: 1, Payload: start}),
+		frame{Type: frameData, Stream: streamStdin, Job: 1, Payload: []byte("abc")}))
+	f.Add(appendFrame(nil, grantFrame(1, streamStdout, 100)))
+	f.Add(appendFrame(nil, frame{Type: frameReload}))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		srv, err := NewServer(ServerConfig{Local: NewLocal(newProcSandbox(), nil, nil), Peer: me()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, b := socketPair(t)
+		defer b.Close()
+		served := make(chan error, 1)
+		go func() { served <- srv.ServeConn(context.Background(), a) }()
+		drained := make(chan struct{})
+		go func() { defer close(drained); _, _ = io.Copy(io.Discard, b) }()
+		_, _ = b.Write(appendFrame(nil, frame{Type: frameHello, Payload: helloPayload(1, 1)}))
+		_, _ = b.Write(in)
+		_ = b.CloseWrite()
+		select {
+		case <-served:
+		case <-time.After(10 * time.Second):
+			t.Fatal("ServeConn did not return after the input ended")
+		}
+		<-drained
+	})
 }
