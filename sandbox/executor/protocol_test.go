@@ -360,3 +360,69 @@ func TestReloadRequest(t *testing.T) {
 		t.Fatal("no reload request arrived")
 	}
 }
+
+func TestResizeReachesSandbox(t *testing.T) {
+	rec := &specRecorder{procSandbox: newProcSandbox()}
+	h := newHarnessWith(t, rec, me())
+	c := h.client(t)
+	resize := make(chan sandbox.WindowSize, 1)
+	stdin, closeStdin := io.Pipe()
+	done := make(chan error, 1)
+	r := req("cattty")
+	r.TTY = true
+	go func() {
+		_, _, err := c.Run(context.Background(), Job{ID: "tty", Request: r, Stdin: stdin, Resize: resize})
+		done <- err
+	}()
+	for rec.procSandbox.running() != 1 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	rec.mu.Lock()
+	spec := rec.last
+	rec.mu.Unlock()
+	if !spec.TTY || spec.Resize == nil {
+		t.Fatalf("spec: got TTY %v resize %v, want a TTY with a resize channel", spec.TTY, spec.Resize)
+	}
+	resize <- sandbox.WindowSize{Rows: 24, Cols: 80}
+	select {
+	case ws := <-spec.Resize:
+		if ws.Rows != 24 || ws.Cols != 80 {
+			t.Errorf("got %dx%d, want 24x80", ws.Rows, ws.Cols)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the resize never reached the sandbox")
+	}
+	_ = closeStdin.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestExecutorGoneEndsClient(t *testing.T) {
+	h := newHarness(t, me())
+	c := h.client(t)
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := c.Run(context.Background(), Job{ID: "gone", Request: req("sleep", "30")})
+		done <- err
+	}()
+	for h.sb.running() != 1 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	h.cancel() // the executor goes away
+	select {
+	case <-c.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("Client.Done not closed after the executor went away")
+	}
+	if err := <-done; !errors.Is(err, ErrClosed) {
+		t.Errorf("Run: got %v, want ErrClosed", err)
+	}
+	if !errors.Is(c.Err(), ErrClosed) {
+		t.Errorf("Err: got %v, want ErrClosed", c.Err())
+	}
+	_ = h.waitServed(t)
+	if n := h.sb.running(); n != 0 {
+		t.Errorf("got %d jobs running after the executor went away, want 0", n)
+	}
+}
