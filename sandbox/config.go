@@ -149,4 +149,5 @@ func isUnder(p, dir string) bool {
 // Layout of the state root.
 func (cfg Config) containersDir() string { return filepath.Join(cfg.StateRoot, "containers") }
 func (cfg Config) rootfsDir() string     { return filepath.Join(cfg.StateRoot, "rootfs") }
+func (cfg Config) skelDir() string       { return filepath.Join(cfg.StateRoot, "skel") }
 func (cfg Config) lockPath() string      { return filepath.Join(cfg.StateRoot, "lock") }

@@ -76,8 +76,10 @@ func buildConfig(in configInput) *configs.Config {
 	umask := p.Umask
 	oomScore := 1000 // the host's OOM killer picks sandboxes first
 	cfg := &configs.Config{
-		Rootfs:            in.Rootfs,
-		Readonlyfs:        true,
+		Rootfs: in.Rootfs,
+		// The root is the skeleton's read-only, nosuid, nodev host bind;
+		// Readonlyfs would remount it read-only and drop nosuid, nodev.
+		Readonlyfs:        false,
 		RootPropagation:   unix.MS_PRIVATE | unix.MS_REC,
 		Umask:             &umask,
 		Hostname:          sandboxHostname,

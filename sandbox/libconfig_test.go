@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"testing"
+	"time"
 
 	"github.com/opencontainers/runc/libcontainer/configs"
 	"golang.org/x/sys/unix"
@@ -99,8 +100,10 @@ func TestBuildConfigSandbox(t *testing.T) {
 	if cfg.Capabilities == nil || len(cfg.Capabilities.Bounding)+len(cfg.Capabilities.Effective)+len(cfg.Capabilities.Permitted) != 0 {
 		t.Errorf("got capabilities %+v, want empty and non-nil", cfg.Capabilities)
 	}
-	if !cfg.NoNewPrivileges || !cfg.Readonlyfs || cfg.ParentDeathSignal != int(unix.SIGKILL) {
-		t.Errorf("got nnp %v readonly %v pdeathsig %d", cfg.NoNewPrivileges, cfg.Readonlyfs, cfg.ParentDeathSignal)
+	// The root is read-only through the skeleton's host bind (ro, nosuid,
+	// nodev), not through Readonlyfs, which would drop nosuid and nodev.
+	if !cfg.NoNewPrivileges || cfg.Readonlyfs || cfg.Rootfs != "/run/execgate/inst/rootfs" || cfg.ParentDeathSignal != int(unix.SIGKILL) {
+		t.Errorf("got nnp %v readonlyfs %v rootfs %s pdeathsig %d", cfg.NoNewPrivileges, cfg.Readonlyfs, cfg.Rootfs, cfg.ParentDeathSignal)
 	}
 	for _, ns := range []configs.NamespaceType{configs.NEWNS, configs.NEWPID, configs.NEWIPC, configs.NEWUTS, configs.NEWCGROUP, configs.NEWNET} {
 		if !cfg.Namespaces.Contains(ns) {
@@ -174,5 +177,33 @@ func TestValidateProfile(t *testing.T) {
 	p := testProfile()
 	if err := validateProfile(&p); err != nil {
 		t.Errorf("complete profile: got %v, want nil", err)
+	}
+}
+
+func TestEndedBy(t *testing.T) {
+	tests := []struct {
+		name       string
+		supervisor EndedBy
+		res        Result
+		c          cgroupCounters
+		cpu        time.Duration
+		want       EndedBy
+	}{
+		{"clean exit", "", Result{ExitCode: 0}, cgroupCounters{}, 0, EndedExit},
+		{"supervisor wins", EndedTimeout, Result{ExitCode: -1, Signal: "SIGKILL"}, cgroupCounters{OOMKills: 1}, 0, EndedTimeout},
+		{"oom", "", Result{ExitCode: -1, Signal: "SIGKILL"}, cgroupCounters{OOMKills: 1}, 0, EndedMemory},
+		{"oom of a child", "", Result{ExitCode: 137}, cgroupCounters{OOMKills: 2}, 0, EndedMemory},
+		{"sigxcpu", "", Result{ExitCode: -1, Signal: "SIGXCPU"}, cgroupCounters{}, 2 * time.Second, EndedCPU},
+		{"hard cpu limit", "", Result{ExitCode: -1, Signal: "SIGKILL"}, cgroupCounters{}, 2 * time.Second, EndedCPU},
+		{"sigkill without cpu", "", Result{ExitCode: -1, Signal: "SIGKILL"}, cgroupCounters{}, 10 * time.Millisecond, EndedExit},
+		{"pids and failure", "", Result{ExitCode: 2}, cgroupCounters{PidsMax: 3}, 0, EndedPids},
+		{"pids but success", "", Result{ExitCode: 0}, cgroupCounters{PidsMax: 3}, 0, EndedExit},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := endedBy(tt.supervisor, &tt.res, tt.c, tt.cpu, 2); got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
 	}
 }

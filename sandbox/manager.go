@@ -72,7 +72,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Manager, error) {
 		lock.Close()
 		return nil, fmt.Errorf("sweep leftovers: %w", err)
 	}
-	if m.skel, err = buildSkeleton(cfg.rootfsDir()); err != nil {
+	if m.skel, err = buildSkeleton(cfg.skelDir(), cfg.rootfsDir()); err != nil {
 		lock.Close()
 		return nil, err
 	}
@@ -141,7 +141,7 @@ func (m *Manager) Close() error {
 		// The instance's parent cgroups, empty now; busy ones stay.
 		_ = unix.Rmdir(filepath.Join(mnt, m.cfg.CgroupParent))
 	}
-	if rerr := os.RemoveAll(m.cfg.rootfsDir()); rerr != nil {
+	if rerr := m.skel.remove(); rerr != nil {
 		err = errors.Join(err, fmt.Errorf("remove root skeleton: %w", rerr))
 	}
 	if lerr := m.lock.Close(); lerr != nil {

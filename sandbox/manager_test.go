@@ -154,8 +154,10 @@ func leftoversOf(cfg Config) []string {
 			out = append(out, "state "+e.Name())
 		}
 	}
-	if _, err := os.Stat(cfg.rootfsDir()); err == nil {
-		out = append(out, "root skeleton "+cfg.rootfsDir())
+	for _, d := range []string{cfg.rootfsDir(), cfg.skelDir()} {
+		if _, err := os.Stat(d); err == nil {
+			out = append(out, "root skeleton "+d)
+		}
 	}
 	mounts, _ := cgroupMounts()
 	for _, mnt := range mounts {

@@ -7,13 +7,19 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"golang.org/x/sys/unix"
 )
 
-// The shared root skeleton. It is built once per Manager under
-// <StateRoot>/rootfs and used, read-only, as the root of every container:
-// empty mount points, the usr-merge symlinks, and a generated passwd and
-// group. Per run, libcontainer only bind-mounts onto it inside the
-// container's own mount namespace, so nothing is created or removed per run.
+// The shared root skeleton. It is built once per Manager in <StateRoot>/skel
+// (empty mount points, the usr-merge symlinks, a generated passwd and
+// group) and bind-mounted on the host, read-only, nosuid, nodev and
+// private, at <StateRoot>/rootfs, which is the root of every container.
+// libcontainer's bind of the root inherits those flags, so the container's
+// / is ro,nosuid,nodev without a per-run remount (its own read-only remount
+// would drop nosuid and nodev). Per run, libcontainer only mounts onto it
+// inside the container's own mount namespace: nothing is created or
+// removed per run. New mount points and users are added through skel.
 
 // usrMergeNames are the top-level names Debian's usr-merge turns into
 // symlinks into /usr (trap 11). A host where one is a real directory gets a
@@ -32,7 +38,8 @@ var reservedTargets = []string{"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib6
 
 // skeleton is the shared read-only root.
 type skeleton struct {
-	dir      string
+	dir      string   // writable skeleton (host only)
+	root     string   // its read-only bind: the containers' root
 	hostDirs []string // usr-merge names that are real directories on the host: bound read-only
 	etc      []string // etcBinds present on the host
 
@@ -41,13 +48,16 @@ type skeleton struct {
 	users   map[[2]uint32]bool
 }
 
-// buildSkeleton creates the skeleton at dir, replacing any earlier one
-// (the caller has swept it of mounts).
-func buildSkeleton(dir string) (*skeleton, error) {
-	if err := os.RemoveAll(dir); err != nil {
-		return nil, fmt.Errorf("remove old root skeleton %s: %w", dir, err)
+// buildSkeleton creates the skeleton in dir and its read-only bind at
+// root, replacing earlier ones (the caller has swept mounts under the state
+// root).
+func buildSkeleton(dir, root string) (_ *skeleton, err error) {
+	for _, d := range []string{dir, root} {
+		if err := os.RemoveAll(d); err != nil {
+			return nil, fmt.Errorf("remove old root skeleton %s: %w", d, err)
+		}
 	}
-	s := &skeleton{dir: dir, targets: map[string]bool{}, users: map[[2]uint32]bool{}}
+	s := &skeleton{dir: dir, root: root, targets: map[string]bool{}, users: map[[2]uint32]bool{}}
 	for _, d := range []string{"", "usr", "etc", "tmp", "proc", "dev"} {
 		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
 			return nil, fmt.Errorf("root skeleton: %w", err)
@@ -66,7 +76,44 @@ func buildSkeleton(dir string) (*skeleton, error) {
 	if err := s.ensureUser(DefaultSandboxUID, DefaultSandboxGID); err != nil {
 		return nil, err
 	}
+	if err := os.Mkdir(root, 0o755); err != nil {
+		return nil, fmt.Errorf("root skeleton: %w", err)
+	}
+	if err := bindReadOnly(dir, root); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// bindReadOnly bind-mounts dir at root read-only, nosuid, nodev, private.
+func bindReadOnly(dir, root string) error {
+	if err := unix.Mount(dir, root, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind root skeleton: %w", err)
+	}
+	flags := uintptr(unix.MS_BIND | unix.MS_REMOUNT | unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV)
+	if err := unix.Mount("", root, "", flags, ""); err != nil {
+		_ = unix.Unmount(root, unix.MNT_DETACH)
+		return fmt.Errorf("remount root skeleton read-only: %w", err)
+	}
+	if err := unix.Mount("", root, "", unix.MS_PRIVATE, ""); err != nil {
+		_ = unix.Unmount(root, unix.MNT_DETACH)
+		return fmt.Errorf("make root skeleton private: %w", err)
+	}
+	return nil
+}
+
+// remove unmounts the read-only bind and removes both trees.
+func (s *skeleton) remove() error {
+	if err := unmountRetry(s.root); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(s.root); err != nil {
+		return fmt.Errorf("remove %s: %w", s.root, err)
+	}
+	if err := os.RemoveAll(s.dir); err != nil {
+		return fmt.Errorf("remove %s: %w", s.dir, err)
+	}
+	return nil
 }
 
 func (s *skeleton) addUsrMerge(name string) error {

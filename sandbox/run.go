@@ -64,8 +64,8 @@ func (m *Manager) prepare(ctx context.Context, spec *Spec) (*configs.Config, err
 			if err := m.prepareWorkspace(ctx, mt, p); err != nil {
 				return nil, err
 			}
-		} else if _, err := os.Stat(mt.Source); err != nil {
-			return nil, &SpecError{Field: "mount source", Reason: err.Error()}
+		} else if err := checkSource(mt.Source); err != nil {
+			return nil, err
 		}
 	}
 	sc, err := m.seccompFor(p)
@@ -75,7 +75,7 @@ func (m *Manager) prepare(ctx context.Context, spec *Spec) (*configs.Config, err
 	id := fmt.Sprintf("%s-%d", spec.ID, m.seq.Add(1))
 	return buildConfig(configInput{
 		ID: id, CgroupParent: m.cfg.CgroupParent, CgroupVersion: m.cfg.CgroupVersion,
-		Rootfs: m.skel.dir, HostDirs: m.skel.hostDirs, EtcBinds: m.skel.etc,
+		Rootfs: m.skel.root, HostDirs: m.skel.hostDirs, EtcBinds: m.skel.etc,
 		Seccomp: sc, Spec: spec,
 	}), nil
 }
@@ -88,6 +88,9 @@ func (m *Manager) prepareWorkspace(ctx context.Context, mt policy.Mount, p *poli
 		if err := m.images.ensure(ctx, mt.Source, p.WorkspaceBytes, p.UID, p.GID); err != nil {
 			return err
 		}
+		// The image bounds the user; the host file system holding the
+		// (sparse) image is the one that must keep its reserve.
+		return checkFreeSpace(m.cfg.WorkspaceImageRoot, m.cfg.MinFreeBytes)
 	}
 	return checkFreeSpace(mt.Source, m.cfg.MinFreeBytes)
 }
@@ -180,7 +183,7 @@ func (r *run) execute(ctx context.Context) (res Result, err error) {
 	fillOutput(&res, out)
 	fillExit(&res, state)
 	counters := readCounters(r.m.cfg.CgroupVersion, r.cfg.Cgroups.Path)
-	res.EndedBy = endedBy(ended, &res, counters)
+	res.EndedBy = endedBy(ended, &res, counters, cpuTime(state), r.spec.Profile.CPUSeconds)
 	return res, nil
 }
 
@@ -228,19 +231,31 @@ func (r *run) supervise(ctx context.Context, gate *outputGate) (EndedBy, *os.Pro
 }
 
 // endedBy decides what ended the run: the supervisor's reason first, then
-// the cgroup's counters, then the signal.
-func endedBy(supervisor EndedBy, res *Result, c cgroupCounters) EndedBy {
+// the cgroup's counters, then the signal. RLIMIT_CPU shows as SIGXCPU, or
+// as SIGKILL at the hard limit when the command ignores SIGXCPU (a
+// namespace's pid 1 ignores it unless it has a handler); either counts as
+// "cpu" only when the command's own CPU time reached the limit.
+func endedBy(supervisor EndedBy, res *Result, c cgroupCounters, cpu time.Duration, cpuLimit uint64) EndedBy {
+	cpuSignal := res.Signal == "SIGXCPU" || res.Signal == "SIGKILL"
 	switch {
 	case supervisor != "":
 		return supervisor
 	case c.OOMKills > 0:
 		return EndedMemory
-	case res.Signal == "SIGXCPU":
+	case cpuSignal && cpu >= time.Duration(cpuLimit)*time.Second:
 		return EndedCPU
 	case c.PidsMax > 0 && res.ExitCode != 0:
 		return EndedPids
 	}
 	return EndedExit
+}
+
+// cpuTime is the user+system time of the command (pid 1 of the container).
+func cpuTime(st *os.ProcessState) time.Duration {
+	if st == nil {
+		return 0
+	}
+	return st.UserTime() + st.SystemTime()
 }
 
 func fillExit(res *Result, st *os.ProcessState) {

@@ -28,8 +28,10 @@ func (m *Manager) sweep(ctx context.Context) error {
 	errs = append(errs, m.sweepContainers())
 	errs = append(errs, m.sweepCgroups(ctx))
 	errs = append(errs, m.sweepMounts())
-	if _, err := os.Stat(m.cfg.rootfsDir()); err == nil {
-		m.log.Info("sweep: removing old root skeleton", "path", m.cfg.rootfsDir())
+	for _, d := range []string{m.cfg.skelDir(), m.cfg.rootfsDir()} {
+		if _, err := os.Stat(d); err == nil {
+			m.log.Info("sweep: removing old root skeleton", "path", d)
+		}
 	}
 	return errors.Join(errs...)
 }
