@@ -2,8 +2,11 @@ package policy
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -369,4 +372,71 @@ func grammarsOf(g *Grammar) []*Grammar {
 		out = append(out, grammarsOf(&s.Grammar)...)
 	}
 	return out
+}
+
+func TestDecideClosesRootFDs(t *testing.T) {
+	s := loadFixture(t, "decide.yaml", fixtureDir(t))
+	count := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ents)
+	}
+	before := count()
+	for range 200 {
+		decide(s, []string{"operator"}, "ls", "src", "/docs/guide", "abs-escape")
+		decide(s, []string{"operator"}, "touch", "new", "nodir/x")
+	}
+	if after := count(); after > before+2 {
+		t.Errorf("got %d open fds after 400 decisions, want about %d", after, before)
+	}
+}
+
+func TestDecideConcurrent(t *testing.T) {
+	s := loadFixture(t, "decide.yaml", fixtureDir(t))
+	var wg sync.WaitGroup
+	errs := make(chan string, 8)
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 100 {
+				d := decide(s, []string{"operator"}, "git", "log", "-n", fmt.Sprint(i+1), "--", "src")
+				if !d.Allowed || d.Argv[2] != fmt.Sprintf("--max-count=%d", i+1) {
+					errs <- fmt.Sprintf("got %v %q", d.Reason, d.Argv)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+}
+
+func TestDecideTraceOnDenial(t *testing.T) {
+	s := loadFixture(t, "decide.yaml", fixtureDir(t))
+	d := s.Decide(context.Background(), Request{Subject: "alice", Roles: []string{"operator"}, Command: "git",
+		Args: []string{"log", "--upload-pa=evil"}, Trace: true})
+	if d.Reason != ReasonFlagDenied || len(d.Trace) < 2 {
+		t.Fatalf("got %s with trace %+v, want flag_denied with a trace", d.Reason, d.Trace)
+	}
+	last := d.Trace[len(d.Trace)-1]
+	if last.Outcome != "deny" || last.Rule.ID != "commands.git.subcommands.log" {
+		t.Errorf("got last step %+v, want a deny at commands.git.subcommands.log", last)
+	}
+	if strings.Contains(d.Message, "upload") {
+		t.Errorf("message %q reveals the policy", d.Message)
+	}
+	for _, st := range d.Trace {
+		if strings.Contains(st.Detail, "evil") {
+			t.Errorf("trace carries the argument value: %q", st.Detail)
+		}
+	}
+	if nt := s.Decide(context.Background(), Request{Subject: "alice", Roles: []string{"operator"}, Command: "git", Args: []string{"log"}}); nt.Trace != nil {
+		t.Errorf("got a trace without asking: %+v", nt.Trace)
+	}
 }

@@ -134,6 +134,7 @@ func FuzzLoad(f *testing.F) {
 			f.Fatal(err)
 		}
 		f.Add(data)
+		f.Add([]byte(strings.ReplaceAll(string(data), "@DIR@", "/srv/fuzz")))
 	}
 	f.Add([]byte(minimalPolicy))
 	f.Add([]byte("version: 1\nroles: {a: &x {}, b: *x}\n"))
