@@ -274,12 +274,15 @@ func (s *Server) shutdown(metricsSrv *http.Server) {
 	if err != nil {
 		n := s.sessions.killAll()
 		s.log.Warn("shutdown grace over: killing running commands", slog.Int("sessions", n))
+		// The killed runs still answer (ended_by "killed"); then close.
 		killCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		if s.sessions.wait(killCtx) != nil {
 			s.log.Error("commands still running after kill")
 		}
+		if s.httpSrv.Shutdown(killCtx) != nil {
+			_ = s.httpSrv.Close()
+		}
 		cancel()
-		_ = s.httpSrv.Close()
 	}
 	if metricsSrv != nil {
 		_ = metricsSrv.Close()
