@@ -25,7 +25,9 @@ func TestAdminEndpoints(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	var run response
-	wg.Go(func() { run = env.do("POST", "/v1/exec", op, map[string]any{"command": "sleep", "args": []string{"28"}}) })
+	wg.Go(func() {
+		run = env.do("POST", "/v1/exec", op, map[string]any{"command": "sleep", "args": []string{"28"}})
+	})
 	waitFor(t, "a session", func() bool { return env.srv.sessions.count() == 1 })
 	r = env.do("GET", "/v1/sessions", admin, nil)
 	list := r.json(t)["sessions"].([]any)
@@ -83,8 +85,6 @@ func TestAuditUnwritable(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(env.ws, "alice"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	marker := filepath.Join(env.ws, "alice", "ran")
-	_ = marker
 	r := env.do("POST", "/v1/exec", env.token("alice", "viewer"), map[string]any{"command": "echo", "args": []string{"x"}})
 	if r.status != 503 || r.errCode() != CodeAuditUnavailable {
 		t.Errorf("exec with an unwritable audit log: got %d %s, want 503 audit_unavailable", r.status, r.body)
@@ -186,8 +186,10 @@ func TestShutdownKillsAfterGrace(t *testing.T) {
 	env := startServer(t, func(cfg *Config, _ *Deps) { cfg.ShutdownGrace = 500 * time.Millisecond })
 	op := env.token("alice", "operator")
 	var wg sync.WaitGroup
-	var long, short response
-	wg.Go(func() { long = env.do("POST", "/v1/exec", op, map[string]any{"command": "sleep", "args": []string{"27"}}) })
+	var long response
+	wg.Go(func() {
+		long = env.do("POST", "/v1/exec", op, map[string]any{"command": "sleep", "args": []string{"27"}})
+	})
 	waitFor(t, "the long run", func() bool { return len(leftoverSleeps("27")) == 1 })
 	start := time.Now()
 	env.stop()
@@ -208,7 +210,6 @@ func TestShutdownKillsAfterGrace(t *testing.T) {
 	if len(ents) != 0 {
 		t.Errorf("container state left behind: %v", ents)
 	}
-	_ = short
 	var stop bool
 	for _, l := range env.auditLines() {
 		stop = stop || l["type"] == "server_stop"
@@ -223,7 +224,9 @@ func TestShutdownLetsShortRunsFinish(t *testing.T) {
 	op := env.token("alice", "operator")
 	var wg sync.WaitGroup
 	var run response
-	wg.Go(func() { run = env.do("POST", "/v1/exec", op, map[string]any{"command": "sleep", "args": []string{"1"}}) })
+	wg.Go(func() {
+		run = env.do("POST", "/v1/exec", op, map[string]any{"command": "sleep", "args": []string{"1"}})
+	})
 	waitFor(t, "the run", func() bool { return env.srv.sessions.count() == 1 })
 	env.stop()
 	wg.Wait()
