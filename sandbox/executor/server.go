@@ -10,6 +10,7 @@ import (
 	"net"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/execgate/execgate/sandbox"
 )
@@ -22,6 +23,8 @@ const (
 	DefaultMaxJobs = 256
 	// DefaultStdinWindow is the stdin credit the executor grants per job.
 	DefaultStdinWindow = 64 << 10
+	// HandshakeTimeout bounds the wait for the peer's hello.
+	HandshakeTimeout = 10 * time.Second
 )
 
 // ServerConfig configures a Server.
@@ -107,10 +110,13 @@ func (s *Server) ServeConn(ctx context.Context, conn *net.UnixConn) error {
 	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
 	defer stop()
 
+	// A peer that connects and says nothing must not hold a connection.
+	_ = conn.SetReadDeadline(time.Now().Add(HandshakeTimeout))
 	fr, err := s.handshake(conn, sc.w)
 	if err != nil {
 		return err
 	}
+	_ = conn.SetReadDeadline(time.Time{})
 	for {
 		f, err := fr.read()
 		if err != nil {
