@@ -45,6 +45,10 @@ type SplitConfig struct {
 	Reload func(ctx context.Context) error
 	// ShutdownGrace after forwarding SIGTERM (default DefaultShutdownGrace).
 	ShutdownGrace time.Duration
+	// ExtraFiles are passed to the front as fds 4, 5, ... (fd 3 is the
+	// executor socket): for example a listener on a privileged port opened
+	// by root before the split.
+	ExtraFiles []*os.File
 	// Stdout and Stderr of the front (default os.Stdout, os.Stderr).
 	Stdout, Stderr *os.File
 	Log            *slog.Logger
@@ -167,7 +171,7 @@ func startFront(cfg SplitConfig, fu FrontUser, child *os.File) (*frontProc, erro
 	cmd := exec.Command("/proc/self/exe", cfg.Args...)
 	cmd.Stdin = nil
 	cmd.Stdout, cmd.Stderr = cfg.Stdout, cfg.Stderr
-	cmd.ExtraFiles = []*os.File{child} // fd 3
+	cmd.ExtraFiles = append([]*os.File{child}, cfg.ExtraFiles...) // fd 3, then 4...
 	cmd.Env = append(withoutEnv(os.Environ(), FrontFDEnv), FrontFDEnv+"=3")
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Credential: &syscall.Credential{Uid: uint32(fu.UID), Gid: uint32(fu.GID), Groups: []uint32{}},
