@@ -271,3 +271,50 @@ func FuzzParseWaivers(f *testing.F) {
 		}
 	})
 }
+
+// TestLintCatalogDocumented: docs/policy.md lists every program, flag and
+// subcommand the strict linter knows.
+func TestLintCatalogDocumented(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "docs", "policy.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(data)
+	i := strings.Index(doc, "\n## Strict lints\n")
+	if i < 0 {
+		t.Fatal("docs/policy.md has no Strict lints section")
+	}
+	doc = doc[i:]
+	if j := strings.Index(doc[1:], "\n## "); j >= 0 {
+		doc = doc[:j+1]
+	}
+	for name := range interpreters {
+		if !strings.Contains(doc, "`"+name+"`") {
+			t.Errorf("interpreter %q is not documented", name)
+		}
+	}
+	for prog, flags := range dangerousFlags {
+		row := ""
+		for _, ln := range strings.Split(doc, "\n") {
+			if strings.HasPrefix(ln, "| ") && strings.Contains(strings.SplitN(ln, "|", 3)[1], "`"+prog+"`") {
+				row = ln
+			}
+		}
+		if row == "" {
+			t.Errorf("no dangerous-flags row for %q", prog)
+			continue
+		}
+		for _, f := range flags {
+			if !strings.Contains(row, "`"+f.Flag+"`") {
+				t.Errorf("%s flag %q is not in its documented row", prog, f.Flag)
+			}
+		}
+	}
+	for _, subs := range dangerousSubcommands {
+		for sc := range subs {
+			if !strings.Contains(doc, "`"+sc+"`") {
+				t.Errorf("dangerous subcommand %q is not documented", sc)
+			}
+		}
+	}
+}
