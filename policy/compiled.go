@@ -111,6 +111,8 @@ type Env struct {
 
 	clientRE     map[string]*regexp.Regexp
 	secretValues map[string]string // variable -> value; never logged
+	base         []string          // KEY=VALUE of Set and secrets, sorted by key; never logged
+	baseKeys     []string
 }
 
 // Command is a compiled command. Its Grammar is the command level; the

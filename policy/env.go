@@ -3,7 +3,6 @@ package policy
 import (
 	"fmt"
 	"regexp"
-	"sort"
 	"strings"
 )
 
@@ -148,12 +147,16 @@ func (l *loader) mergeEnv(pf *parsedFile, envs ...*FileEnv) Env {
 	for k, key := range out.Secrets {
 		out.secretValues[k] = l.secrets[pf][key]
 	}
+	out.base, out.baseKeys, _ = out.buildEnv(nil)
 	return out
 }
 
 // buildEnv returns the final KEY=VALUE environment (sorted) and its keys,
 // or the name of a client variable that is not allowed.
 func (e *Env) buildEnv(client map[string]string) (env, keys []string, bad string) {
+	if len(client) == 0 && e.base != nil {
+		return append([]string(nil), e.base...), append([]string(nil), e.baseKeys...), ""
+	}
 	vals := make(map[string]string, len(e.Set)+len(client)+len(e.secretValues))
 	for k, v := range e.Set {
 		vals[k] = v
@@ -173,7 +176,6 @@ func (e *Env) buildEnv(client map[string]string) (env, keys []string, bad string
 	for i, k := range keys {
 		env[i] = k + "=" + vals[k]
 	}
-	sort.Strings(keys)
 	return env, keys, ""
 }
 
