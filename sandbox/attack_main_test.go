@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"go.uber.org/goleak"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
@@ -49,6 +51,12 @@ func TestMain(m *testing.M) {
 		}
 	}
 	_ = os.RemoveAll(helperDir)
+	// Every Manager is closed by now: no goroutine of the package may
+	// still run.
+	if err := goleak.Find(); err != nil {
+		fmt.Fprintln(os.Stderr, "goroutine leak check:", err)
+		code = max(code, 1)
+	}
 	os.Exit(code)
 }
 
