@@ -41,13 +41,14 @@ type Client struct {
 
 // clientJob is one job in flight.
 type clientJob struct {
-	num    uint64
-	info   RunningJob
-	bytes  atomic.Int64
-	stdout *inbox
-	stderr *inbox
-	stdin  *credit
-	result chan clientOutcome // buffered 1
+	num     uint64
+	info    RunningJob
+	bytes   atomic.Int64
+	stdout  *inbox
+	stderr  *inbox
+	stdin   *credit
+	result  chan clientOutcome    // buffered 1
+	started chan *policy.Decision // buffered 1
 }
 
 type clientOutcome struct {
@@ -189,6 +190,16 @@ func (c *Client) dispatch(f frame) error {
 		}
 		if err := j.stdin.grant(beU32(f.Payload)); err != nil {
 			return bad(err.Error())
+		}
+	case frameStarted:
+		var d policy.Decision
+		if err := decodeStrict(f.Payload, &d); err != nil {
+			return bad(err.Error())
+		}
+		select {
+		case j.started <- &d:
+		default:
+			return bad("started twice")
 		}
 	case frameResult, frameError:
 		c.mu.Lock()

@@ -64,7 +64,8 @@ func (c *Client) register(job Job) (*clientJob, error) {
 	c.next++
 	j := &clientJob{
 		num: c.next, stdout: newInbox(), stderr: newInbox(), result: make(chan clientOutcome, 1),
-		info: RunningJob{ID: job.ID, Subject: job.Request.Subject, Command: commandOf(job.Request), Started: time.Now()},
+		started: make(chan *policy.Decision, 1),
+		info:    RunningJob{ID: job.ID, Subject: job.Request.Subject, Command: commandOf(job.Request), Started: time.Now()},
 	}
 	if job.Stdin != nil {
 		j.stdin = newCredit()
@@ -114,7 +115,18 @@ func (c *Client) control(ctx context.Context, j *clientJob, job Job) clientOutco
 	for {
 		select {
 		case o := <-j.result:
+			select { // a started frame always precedes the result
+			case d := <-j.started:
+				if job.Started != nil {
+					job.Started(d)
+				}
+			default:
+			}
 			return o
+		case d := <-j.started:
+			if job.Started != nil {
+				job.Started(d)
+			}
 		case <-done:
 			done = nil
 			c.sendCtl(frame{Type: frameSignal, Job: j.num, Payload: []byte{sigKILL}})

@@ -34,6 +34,12 @@ type Job struct {
 	// (any other signal is ignored). SIGKILL ends the job as "killed"; so
 	// does cancelling the context.
 	Signal <-chan syscall.Signal
+
+	// Started, when set, is called once the executor has allowed the job
+	// and is about to start the sandbox, with the executor's decision (over
+	// the socket: without environment values). Streaming fronts use it to
+	// announce the session before any output; it must not block for long.
+	Started func(d *policy.Decision)
 }
 
 // RunningJob describes one job in progress, for the admin sessions view.

@@ -121,6 +121,10 @@ func (l *Local) Run(ctx context.Context, job Job) (*policy.Decision, sandbox.Res
 	defer l.unregister(job.ID)
 
 	spec := buildSpec(job, d, lj)
+	if job.Started != nil {
+		dc := d
+		job.Started(&dc)
+	}
 	stop := l.forwardSignals(ctx, job, cancel)
 	res, err := l.sb.Run(ctx, spec)
 	stop()

@@ -20,9 +20,14 @@ import (
 func TestClientEcho(t *testing.T) {
 	c := newHarness(t, me()).client(t)
 	var out, errb bytes.Buffer
-	d, res, err := c.Run(context.Background(), Job{ID: "echo-1", Request: req("echo", "hello", "world"), Stdout: &out, Stderr: &errb})
+	var started *policy.Decision
+	d, res, err := c.Run(context.Background(), Job{ID: "echo-1", Request: req("echo", "hello", "world"), Stdout: &out, Stderr: &errb,
+		Started: func(d *policy.Decision) { started = d }})
 	if err != nil {
 		t.Fatalf("Run: %v", err)
+	}
+	if started == nil || !started.Allowed || started.Command != "echo" || len(started.Env) != 0 {
+		t.Errorf("Started: got %+v, want the allowed echo decision without environment values", started)
 	}
 	if got, want := out.String(), "hello world\n"; got != want {
 		t.Errorf("stdout: got %q, want %q", got, want)

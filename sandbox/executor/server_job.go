@@ -7,6 +7,7 @@ import (
 	"io"
 	"syscall"
 
+	"github.com/execgate/execgate/policy"
 	"github.com/execgate/execgate/sandbox"
 )
 
@@ -70,6 +71,7 @@ func (sc *serverConn) runJob(ctx context.Context, j *serverJob, m *startMsg) {
 	job.Stderr = &streamWriter{ctx: ctx, c: j.stderr, w: sc.w, job: j.num, stream: streamStderr}
 	job.Resize = j.resize
 	job.Signal = j.signal
+	job.Started = func(d *policy.Decision) { sc.sendStarted(j.num, d) }
 	d, res, err := sc.srv.cfg.Local.Run(ctx, job)
 	if d == nil || !d.Allowed {
 		if err == nil {
@@ -94,6 +96,15 @@ func (sc *serverConn) runJob(ctx context.Context, j *serverJob, m *startMsg) {
 	}
 	if err := sc.w.send(frame{Type: frameResult, Job: j.num, Payload: p}); err != nil {
 		sc.srv.log.Debug("send result", "request_id", job.ID, "error", err)
+	}
+}
+
+// sendStarted tells the front the job is allowed and starting.
+func (sc *serverConn) sendStarted(num uint64, d *policy.Decision) {
+	dec := *d
+	dec.Env, dec.Trace = nil, nil
+	if err := sendJSON(sc.w, frameStarted, num, &dec); err != nil {
+		sc.srv.log.Debug("send started frame", "error", err)
 	}
 }
 
