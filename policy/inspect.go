@@ -41,11 +41,10 @@ func (s *Set) WithWorkspaceHost(tmpl string) (*Set, error) {
 	if _, ok := s.WorkspaceRoot(); !ok {
 		return nil, fmt.Errorf("workspace template %q: the policy has no workspace root", tmpl)
 	}
-	c := &Set{
-		commands: s.commands, cmdList: s.cmdList, roles: s.roles, roleList: s.roleList,
-		profiles: s.profiles, profList: s.profList, files: s.files, hash: s.hash,
-		roots: make(map[string]*Root, len(s.roots)), rootList: make([]*Root, 0, len(s.rootList)),
-	}
+	c := new(Set)
+	*c = *s // every field shared: the set is immutable
+	c.roots = make(map[string]*Root, len(s.roots))
+	c.rootList = make([]*Root, 0, len(s.rootList))
 	for _, r := range s.rootList {
 		if r.Workspace {
 			cp := *r
