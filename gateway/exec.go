@@ -129,8 +129,8 @@ func (s *Server) decide(c *gin.Context, dryRun bool) (*execRequest, []byte, poli
 }
 
 func (s *Server) decisionEvent(c *gin.Context, req *execRequest, d *policy.Decision) Event {
+	c.Set(ctxDecision, newID())
 	ev := s.event(c, EventDecision)
-	ev.DecisionID = newID()
 	ev.Command, ev.Args, ev.Cmdline, ev.Env, ev.Cwd = req.Command, req.Args, req.Cmdline, req.Env, req.Cwd
 	ev.Allowed = AuditBool(d.Allowed)
 	ev.Reason, ev.Message = string(d.Reason), d.Message

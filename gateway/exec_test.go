@@ -31,6 +31,14 @@ func TestExecEcho(t *testing.T) {
 	if got, want := strings.Join(types, ","), "decision,exec_start,exec_end"; got != want {
 		t.Errorf("audit types %s, want %s", got, want)
 	}
+	for _, l := range lines {
+		if l["decision_id"] == nil || l["decision_id"] != lines[0]["decision_id"] || l["subject"] != "alice" || l["remote_ip"] != "127.0.0.1" {
+			t.Errorf("audit line %v: want the decision's id, subject and remote ip", l)
+		}
+	}
+	if end := lines[len(lines)-1]; end["exit_code"] != float64(0) || end["ended_by"] != "exit" || end["stdout_bytes"] != float64(12) {
+		t.Errorf("exec_end %v, want exit 0, ended_by exit, 12 stdout bytes", end)
+	}
 }
 
 func TestExecCmdlineAndBase64(t *testing.T) {

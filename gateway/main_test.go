@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -344,3 +345,18 @@ func newReq(remote string) *http.Request {
 	r.RemoteAddr = remote
 	return r
 }
+
+// nilRunner and discardAudit only satisfy New's checks in tests that
+// expect New to fail before anything would run.
+type nilRunner struct{}
+
+func (nilRunner) Run(context.Context, executor.Job) (*policy.Decision, sandbox.Result, error) {
+	return nil, sandbox.Result{}, errors.New("not for running")
+}
+
+type discardAudit struct{}
+
+func (discardAudit) Record(context.Context, Event) error { return nil }
+func (discardAudit) Writable() error                     { return nil }
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -23,6 +23,7 @@ const (
 	ctxClientIP  = "execgate.client_ip"
 	ctxSession   = "execgate.session_id"
 	ctxErr       = "execgate.error"
+	ctxDecision  = "execgate.decision_id"
 )
 
 // handler is a route handler that returns its error; wrap turns it into a
@@ -139,6 +140,7 @@ func (s *Server) accessLog(c *gin.Context, start time.Time) {
 	if p, ok := principal(c); ok {
 		attrs[1] = slog.String("subject", p.Subject)
 	}
+	s.metrics.HTTPDone(c.Request.Method, c.FullPath(), c.Writer.Status(), time.Since(start))
 	level := slog.LevelInfo
 	if v, ok := c.Get(ctxErr); ok {
 		if err, ok := v.(error); ok {
@@ -279,7 +281,7 @@ func (s *Server) requirePermission(perm string) gin.HandlerFunc {
 // event starts an audit event filled from the request.
 func (s *Server) event(c *gin.Context, t EventType) Event {
 	ev := Event{
-		Type: t, RequestID: requestID(c), SessionID: c.GetString(ctxSession),
+		Type: t, RequestID: requestID(c), SessionID: c.GetString(ctxSession), DecisionID: c.GetString(ctxDecision),
 		RemoteIP: clientIP(c), UserAgent: truncate(c.Request.UserAgent(), 256),
 		Method: c.Request.Method, Route: c.FullPath(),
 	}
