@@ -332,10 +332,17 @@ func checkAllowedInvariants(t testing.TB, s *Set, d *Decision) {
 			t.Fatalf("allowed argv %q has a newline/tab but no multi-line text is declared", a)
 		}
 	}
+	// Flags are everything before the end-of-options marker (after it the
+	// program reads only positionals).
+	flags := d.Argv[1:]
+	if i := slices.IndexFunc(flags, func(a string) bool { return a == "--" || a == "--end-of-options" }); i >= 0 {
+		flags = flags[:i]
+	}
 	for _, g := range grammarsOf(&c.Grammar) {
 		for _, denied := range g.Deny {
-			for _, a := range d.Argv[1:] {
-				if a == denied || strings.HasPrefix(a, denied+"=") {
+			for _, a := range flags {
+				if a == denied || strings.HasPrefix(a, denied+"=") ||
+					len(denied) == 2 && len(a) > 2 && a[0] == '-' && a[1] != '-' && strings.HasPrefix(a, denied) {
 					t.Fatalf("allowed argv %q carries denied flag %s", d.Argv, denied)
 				}
 			}

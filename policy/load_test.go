@@ -120,6 +120,7 @@ func TestLoadErrors(t *testing.T) {
 		{"sha256 mismatch", withCmd("    sha256: " + strings.Repeat("0", 64) + "\n"), LoadOptions{}, CodeSHA256Mismatch, "pins"},
 		{"sha256 malformed", withCmd("    sha256: abc\n"), LoadOptions{}, CodeBadValue, "sha256"},
 		{"bad regex", withCmd("    flags: [{names: [--x], type: regex, pattern: '(['}]\n"), LoadOptions{}, CodeBadRegex, ""},
+		{"regex breaking out of the anchors", withCmd("    flags: [{names: [--x], type: regex, pattern: 'a)|(.*'}]\n"), LoadOptions{}, CodeBadRegex, ""},
 		{"empty regex", withCmd("    flags: [{names: [--x], type: regex}]\n"), LoadOptions{}, CodeBadRegex, ""},
 		{"bad flag name", withCmd("    flags: [{names: [x]}]\n"), LoadOptions{}, CodeBadFlag, ""},
 		{"bad flag name equals", withCmd("    flags: [{names: [--x=y]}]\n"), LoadOptions{}, CodeBadFlag, ""},

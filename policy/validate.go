@@ -37,7 +37,13 @@ func (l *loader) compileRegex(pattern string) (*regexp.Regexp, error) {
 	if err, ok := l.badRegex[pattern]; ok {
 		return nil, err
 	}
-	re, err := regexp.Compile(anchored(pattern))
+	// The pattern must compile on its own, so that the anchoring wrapper
+	// cannot be broken out of ("a)|(.*" compiles only once wrapped).
+	_, err := regexp.Compile(pattern)
+	var re *regexp.Regexp
+	if err == nil {
+		re, err = regexp.Compile(anchored(pattern))
+	}
 	if err != nil {
 		l.badRegex[pattern] = err
 		return nil, err

@@ -37,7 +37,7 @@ func (l *loader) checkCommands() {
 		mounts := map[string]bool{}
 		if profile != "" {
 			if _, ok := l.profiles[profile]; !ok {
-				l.errAt(d.pf, d.path+".profile", CodeUndefinedProfile, "profile %q is not declared", profile)
+				l.errAt(d.pf, d.path+".profile", CodeUndefinedProfile, "command %q: profile %q is not declared", name, profile)
 			} else {
 				for _, m := range l.profileMounts(profile) {
 					mounts[m] = true
