@@ -120,7 +120,8 @@ func (s *Server) ServeConn(ctx context.Context, conn *net.UnixConn) error {
 	for {
 		f, err := fr.read()
 		if err != nil {
-			if errors.Is(err, io.EOF) || ctx.Err() != nil {
+			// EOF, or a reset when the front closed with our frames unread
+			if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || ctx.Err() != nil {
 				return nil
 			}
 			return fmt.Errorf("read frame: %w", err)
