@@ -1,0 +1,147 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/execgate/execgate/sandbox"
+)
+
+// This test binary is also libcontainer's init: the sandbox re-executes
+// /proc/self/exe as "<binary> init" in each container. init runs before
+// the tests, so the init never runs them.
+func init() {
+	if len(os.Args) > 1 && os.Args[1] == "init" {
+		sandboxInit()
+	}
+}
+
+func TestRunExitCode(t *testing.T) {
+	tests := []struct {
+		name string
+		res  sandbox.Result
+		want int
+	}{
+		{"success", sandbox.Result{ExitCode: 0, EndedBy: sandbox.EndedExit}, 0},
+		{"failure", sandbox.Result{ExitCode: 3, EndedBy: sandbox.EndedExit}, 3},
+		{"signal", sandbox.Result{ExitCode: -1, Signal: "SIGSEGV", EndedBy: sandbox.EndedExit}, 128 + 11},
+		{"unknown signal", sandbox.Result{ExitCode: -1, Signal: "SIGWHAT", EndedBy: sandbox.EndedExit}, runExitFailure},
+		{"timeout", sandbox.Result{ExitCode: -1, Signal: "SIGKILL", EndedBy: sandbox.EndedTimeout}, runExitTimeout},
+		{"memory", sandbox.Result{ExitCode: -1, Signal: "SIGKILL", EndedBy: sandbox.EndedMemory}, runExitMemory},
+		{"pids", sandbox.Result{ExitCode: 2, EndedBy: sandbox.EndedPids}, runExitPids},
+		{"output", sandbox.Result{ExitCode: -1, Signal: "SIGKILL", EndedBy: sandbox.EndedOutput}, runExitOutput},
+		{"cpu", sandbox.Result{ExitCode: -1, Signal: "SIGXCPU", EndedBy: sandbox.EndedCPU}, runExitCPU},
+		{"killed", sandbox.Result{ExitCode: -1, Signal: "SIGKILL", EndedBy: sandbox.EndedKilled}, runExitKilled},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := runExitCode(tt.res); got != tt.want {
+				t.Errorf("got %d, want %d", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRunUsage(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no policy", []string{"--sub", "a", "--", "echo"}, "--policy is required"},
+		{"no subject", []string{"--policy", "/x", "--", "echo"}, "--sub is required"},
+		{"no command", []string{"--policy", "/x", "--sub", "a"}, "no command"},
+		{"bad env", []string{"--policy", "/x", "--sub", "a", "--env", "NOEQUALS", "--", "echo"}, "want KEY=VALUE"},
+		{"missing policy file", []string{"--policy", "/nonexistent/p.yaml", "--sub", "a", "--", "echo"}, "load policy"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := dispatch(context.Background(), append([]string{"run"}, tt.args...), &out, &errb)
+			if code != runExitFailure || !strings.Contains(errb.String(), tt.want) {
+				t.Errorf("got exit %d stderr %q, want %d and %q", code, errb.String(), runExitFailure, tt.want)
+			}
+		})
+	}
+}
+
+const runTestPolicy = `version: 1
+roles:
+  viewer: {description: read-only tools}
+roots:
+  workspace: {workspace: true, host: "/var/lib/execgate-test/ws/{sub}", target: /work}
+profiles:
+  standard:
+    timeout: 1s
+    kill_grace: 100ms
+    memory: 64MiB
+    pids: 16
+    max_output: 64KiB
+    network: none
+    seccomp: default
+    mounts: [workspace]
+defaults:
+  profile: standard
+  cwd: workspace
+env:
+  set: {PATH: /usr/bin:/bin, HOME: /work}
+commands:
+  echo:
+    path: /usr/bin/echo
+    roles: [viewer]
+    positionals: {max: 4, rest: {type: text}}
+  sleep:
+    path: /usr/bin/sleep
+    roles: [viewer]
+    positionals: {max: 1, rest: {type: text}}
+  false:
+    path: /usr/bin/false
+    roles: [viewer]
+`
+
+// TestRunCommand runs `execgate run` in-process against a real sandbox.
+func TestRunCommand(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") != "" {
+			t.Fatal("execgate run needs root and CI is set")
+		}
+		t.Skip("execgate run needs root")
+	}
+	dir := t.TempDir()
+	pol := filepath.Join(dir, "policy.yaml")
+	if err := os.WriteFile(pol, []byte(runTestPolicy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ws := filepath.Join(dir, "ws")
+	tests := []struct {
+		name       string
+		args       []string
+		wantCode   int
+		wantStdout string
+		wantStderr string
+	}{
+		{"allowed", []string{"--roles", "viewer", "--", "echo", "hello"}, 0, "hello\n", ""},
+		{"exit code passes through", []string{"--roles", "viewer", "--", "false"}, 1, "", ""},
+		{"denied role", []string{"--roles", "nobody", "--", "echo", "x"}, runExitDenied, "", "denied: "},
+		{"denied command", []string{"--roles", "viewer", "--", "rm", "-rf", "/"}, runExitDenied, "", "denied: unknown_command"},
+		{"timeout", []string{"--roles", "viewer", "--", "sleep", "10"}, runExitTimeout, "", "ended by timeout"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			args := append([]string{"run", "--policy", pol, "--sub", "alice", "--workspace-root", ws}, tt.args...)
+			code := dispatch(context.Background(), args, &out, &errb)
+			if code != tt.wantCode || out.String() != tt.wantStdout || !strings.Contains(errb.String(), tt.wantStderr) {
+				t.Errorf("got exit %d stdout %q stderr %q; want %d, %q, stderr containing %q",
+					code, out.String(), errb.String(), tt.wantCode, tt.wantStdout, tt.wantStderr)
+			}
+		})
+	}
+	if _, err := os.Stat(filepath.Join(ws, "alice")); err != nil {
+		t.Errorf("workspace not created under --workspace-root: %v", err)
+	}
+}
