@@ -143,6 +143,7 @@ type runOpts struct {
 	profile func(*policy.Profile) // profile changes
 	mounts  []policy.Mount        // extra mounts
 	stdout  io.Writer             // default: captured
+	tty     bool                  // ask for a terminal (the profile must allow it)
 }
 
 // runOutcome is what a run produced.
@@ -187,6 +188,7 @@ func (s *attackSuite) run(t *testing.T, o runOpts, argv ...string) runOutcome {
 		Profile: prof,
 		Stdout:  out,
 		Stderr:  &stderr,
+		TTY:     o.tty,
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), prof.Timeout+30*time.Second)
 	defer cancel()

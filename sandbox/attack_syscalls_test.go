@@ -13,6 +13,8 @@ import (
 
 	seccomp "github.com/seccomp/libseccomp-golang"
 	"golang.org/x/sys/unix"
+
+	"github.com/execgate/execgate/policy"
 )
 
 // sweepMax is the highest syscall number the probe tries: past the end of
@@ -92,10 +94,10 @@ func hostBaseline(t *testing.T, probe string) map[string]string {
 }
 
 // stubThreshold is the highest syscall number named in the compiled
-// default profile: runc answers ENOSYS above it.
-func stubThreshold(t *testing.T) int {
+// profile: runc answers ENOSYS above it.
+func stubThreshold(t *testing.T, allow []string) int {
 	t.Helper()
-	sc, err := compileSeccomp(defaultAllow)
+	sc, err := compileSeccomp(allow)
 	if err != nil {
 		t.Fatalf("compile default profile: %v", err)
 	}
@@ -139,15 +141,46 @@ var mustBlock = []string{
 	"open_by_handle_at", "iopl", "ioperm", "syslog", "lookup_dcookie", "quotactl",
 }
 
-// TestAttackSyscallTable runs every syscall number through the sandbox's
-// seccomp filter and checks the outcome against Docker's default profile
-// for a process without capabilities, the issue's own block list, the
-// expected errno of each blocked call, and the golden file
-// testdata/syscalls.golden (go test -run TestAttackSyscallTable -update).
+// TestAttackSyscallTable runs every syscall number through the seccomp
+// filter of each built-in profile and checks the outcome against Docker's
+// default profile for a process without capabilities, the issue's own
+// block list, the expected errno of each blocked call, and the golden
+// files testdata/syscalls.golden (default) and syscalls-strict.golden
+// (go test -run TestAttackSyscallTable -update). strict must allow nothing
+// that default does not.
 func TestAttackSyscallTable(t *testing.T) {
 	s := suite(t)
 	names := syscallNames(t)
-	out := s.run(t, runOpts{}, s.probePath, "syscalls", strconv.Itoa(sweepMax))
+	probe, err := probeProgram.build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := hostBaseline(t, probe)
+	profiles := []struct {
+		name, golden string
+		allow        []string
+	}{
+		{SeccompDefault, "syscalls.golden", defaultAllow},
+		{SeccompStrict, "syscalls-strict.golden", strictAllow},
+	}
+	decided := map[string][]string{}
+	for _, p := range profiles {
+		t.Run(p.name, func(t *testing.T) {
+			decided[p.name] = checkSyscallTable(t, s, names, host, p.name, p.allow, p.golden)
+		})
+	}
+	def, strict := decided[SeccompDefault], decided[SeccompStrict]
+	for nr := range min(len(def), len(strict)) {
+		if strict[nr] == "allow" && def[nr] != "allow" {
+			t.Errorf("%s (%d) is allowed by strict but not by default", names[nr], nr)
+		}
+	}
+}
+
+// checkSyscallTable sweeps one profile and returns its decisions.
+func checkSyscallTable(t *testing.T, s *attackSuite, names []string, host map[string]string, profile string, allow []string, golden string) []string {
+	o := runOpts{profile: func(p *policy.Profile) { p.Seccomp = profile }}
+	out := s.run(t, o, s.probePath, "syscalls", strconv.Itoa(sweepMax))
 	if out.err != nil || out.res.ExitCode != 0 {
 		t.Fatalf("probe run failed: %v", out)
 	}
@@ -155,12 +188,6 @@ func TestAttackSyscallTable(t *testing.T) {
 	if len(got) != sweepMax+1 {
 		t.Fatalf("probe reported %d syscalls, want %d:\n%s", len(got), sweepMax+1, out)
 	}
-
-	probe, err := probeProgram.build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	host := hostBaseline(t, probe)
 	decisions := make([]string, sweepMax+1)
 	for nr := range decisions {
 		l, ok := got[strconv.Itoa(nr)]
@@ -172,41 +199,10 @@ func TestAttackSyscallTable(t *testing.T) {
 	// runc prepends a stub answering ENOSYS for numbers above the highest
 	// syscall its profile names, so that glibc falls back from syscalls
 	// newer than the profile.
-	stub := stubThreshold(t)
+	stub := stubThreshold(t, allow)
 	t.Logf("runc ENOSYS stub starts after syscall %d (%s)", stub, names[stub])
-
-	blocked := nameSet(mustBlock...)
 	for nr, d := range decisions {
-		name := names[nr]
-		label := name
-		if label == "" {
-			label = "#" + strconv.Itoa(nr)
-		}
-		switch {
-		case kernelPassthrough[nr] != "":
-			// Exempt from seccomp by the kernel; from outside the
-			// uprobe trampoline they do nothing.
-			if want := map[int]string{335: "signal SIGILL", 336: "ENXIO"}[nr]; d != want {
-				t.Errorf("%s (%d, kernel passthrough): got %s, want %s", kernelPassthrough[nr], nr, d, want)
-			}
-		case d == "allow" && name == "":
-			t.Errorf("syscall %d is allowed but libseccomp has no name for it: an allowlist cannot mean it", nr)
-		case d == "allow" && !dockerNoCapsAllowed[name]:
-			t.Errorf("%s (%d) is allowed; Docker's default profile does not allow it without capabilities", name, nr)
-		case d == "allow" && blocked[name]:
-			t.Errorf("%s (%d) is allowed; the issue requires it blocked", name, nr)
-		case d == "allow", d == "nosys":
-		case name == "clone3":
-			if d != "ENOSYS" {
-				t.Errorf("clone3 (%d): got %s, want ENOSYS (glibc falls back to clone only on ENOSYS)", nr, d)
-			}
-		case nr > stub:
-			if d != "ENOSYS" {
-				t.Errorf("%s (%d) above runc's stub threshold %d: got %s, want ENOSYS", label, nr, stub, d)
-			}
-		case d != "EPERM":
-			t.Errorf("%s (%d) blocked: got %s, want EPERM", label, nr, d)
-		}
+		checkDecision(t, names, stub, nr, d)
 	}
 	for _, name := range mustBlock {
 		nr, err := seccomp.GetSyscallFromName(name)
@@ -228,9 +224,8 @@ func TestAttackSyscallTable(t *testing.T) {
 			t.Errorf("control %s (%d): got %s, want allow", name, nr, decisions[nr])
 		}
 	}
-
 	var b strings.Builder
-	b.WriteString("# Outcome of every x86_64 syscall number inside the default sandbox (testdata/probe).\n")
+	fmt.Fprintf(&b, "# Outcome of every x86_64 syscall number inside a sandbox with the %q seccomp profile (testdata/probe).\n", profile)
 	b.WriteString("# nr name decision    (decision: allow | errno returned by the filter | signal |\n")
 	b.WriteString("#                      nosys = ENOSYS from the kernel outside the sandbox too)\n")
 	for nr, d := range decisions {
@@ -243,95 +238,42 @@ func TestAttackSyscallTable(t *testing.T) {
 		}
 		fmt.Fprintf(&b, "%d %s %s\n", nr, name, d)
 	}
-	compareGolden(t, "syscalls.golden", b.String())
+	compareGolden(t, golden, b.String())
+	return decisions
 }
 
-// attackExpect is the expected outcome of one "probe attacks" case:
-// filter is the TRACE-probe answer, real the answer of the real call
-// ("" = not checked).
-type attackExpect struct{ filter, real string }
-
-var (
-	eperm  = attackExpect{"err:1", "err:1"}
-	enosys = attackExpect{"err:38", "err:38"}
-	allow  = attackExpect{"err:38", ""}
-)
-
-// attackCases are the expected outcomes of testdata/probe/attacks.h.
-var attackCases = map[string]attackExpect{
-	"unshare_newuser": eperm, "unshare_newns": eperm, "unshare_newnet": eperm,
-	"unshare_newpid": eperm, "unshare_newcgroup": eperm, "unshare_newtime": eperm,
-	"setns_uts":     eperm,
-	"clone_newuser": eperm, "clone_newns": eperm, "clone_newnet": eperm, "clone_newpid": eperm,
-	"clone3_plain": enosys, "clone3_newuser": enosys,
-	"mount_tmpfs": eperm, "mount_remount_rw": eperm, "umount2_proc": eperm, "pivot_root": eperm,
-	"chroot": eperm, "fsopen": eperm, "open_tree": eperm, "move_mount": eperm, "mount_setattr": eperm,
-	"ptrace_traceme": eperm, "ptrace_seize_parent": eperm, "bpf_map_create": eperm,
-	"keyctl_session": eperm, "add_key": eperm, "request_key": eperm, "userfaultfd": eperm,
-	"io_uring_setup": eperm, "io_uring_enter": eperm, "io_uring_register": eperm,
-	"perf_event_open": eperm, "socket_vsock": eperm, "socket_alg": eperm,
-	"open_by_handle_at": eperm, "kexec_load": eperm, "init_module": eperm, "finit_module": eperm,
-	"reboot": eperm, "iopl": eperm, "personality_read_implies_exec": eperm,
-	"ioctl_tiocsti": eperm, "ioctl_tiocsti_hi": eperm, "ioctl_tiocsti_bit32": eperm,
-	"ioctl_tioclinux": eperm, "ioctl_tioclinux_hi": eperm,
-	"control_getpid": allow, "control_clone_plain": allow, "control_socket_unix": allow,
-	"control_ioctl_fionread": allow,
-}
-
-// TestAttackRawSyscalls makes each hostile call with the arguments a real
-// attacker would use (namespace flags, AF_VSOCK, TIOCSTI with high bits
-// set, ...). The mount CLI is not used: it refuses before making the call
-// (trap 13). Each case is a subtest.
-func TestAttackRawSyscalls(t *testing.T) {
-	s := suite(t)
-	out := s.run(t, runOpts{}, s.probePath, "attacks")
-	if out.err != nil || out.res.ExitCode != 0 {
-		t.Fatalf("probe run failed: %v", out)
+// checkDecision checks one syscall number's outcome.
+func checkDecision(t *testing.T, names []string, stub, nr int, d string) {
+	t.Helper()
+	name := names[nr]
+	label := name
+	if label == "" {
+		label = "#" + strconv.Itoa(nr)
 	}
-	got := parseProbe(t, out.stdout)
-	names := make([]string, 0, len(attackCases))
-	for n := range attackCases {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	for _, name := range names {
-		want := attackCases[name]
-		t.Run(name, func(t *testing.T) {
-			l, ok := got[name]
-			if !ok {
-				t.Fatalf("probe did not report %s", name)
-			}
-			if l.filter != want.filter {
-				t.Errorf("seccomp decision: got %s, want %s", l.filter, want.filter)
-			}
-			if want.real != "" && l.real != want.real {
-				t.Errorf("real call: got %s, want %s", l.real, want.real)
-			}
-		})
-	}
-	for name := range got {
-		if _, ok := attackCases[name]; !ok {
-			t.Errorf("probe case %s has no expectation in attackCases", name)
+	switch {
+	case kernelPassthrough[nr] != "":
+		// Exempt from seccomp by the kernel; from outside the uprobe
+		// trampoline they do nothing.
+		if want := map[int]string{335: "signal SIGILL", 336: "ENXIO"}[nr]; d != want {
+			t.Errorf("%s (%d, kernel passthrough): got %s, want %s", kernelPassthrough[nr], nr, d, want)
 		}
-	}
-}
-
-// TestAttackForeignABI calls getpid through the i386 (int 0x80) and x32
-// entry points: a native-only filter must kill the process (SIGSYS).
-func TestAttackForeignABI(t *testing.T) {
-	s := suite(t)
-	out := s.run(t, runOpts{}, s.probePath, "abi")
-	if out.err != nil || out.res.ExitCode != 0 {
-		t.Fatalf("probe run failed: %v", out)
-	}
-	got := parseProbe(t, out.stdout)
-	want := "sig:" + strconv.Itoa(int(syscall.SIGSYS))
-	for _, name := range []string{"int80_getpid", "x32_getpid"} {
-		t.Run(name, func(t *testing.T) {
-			if l := got[name]; l.real != want {
-				t.Errorf("got %q, want %s (killed by SIGSYS)", l.real, want)
-			}
-		})
+	case d == "allow" && name == "":
+		t.Errorf("syscall %d is allowed but libseccomp has no name for it: an allowlist cannot mean it", nr)
+	case d == "allow" && !dockerNoCapsAllowed[name]:
+		t.Errorf("%s (%d) is allowed; Docker's default profile does not allow it without capabilities", name, nr)
+	case d == "allow" && slices.Contains(mustBlock, name):
+		t.Errorf("%s (%d) is allowed; the issue requires it blocked", name, nr)
+	case d == "allow", d == "nosys":
+	case name == "clone3":
+		if d != "ENOSYS" {
+			t.Errorf("clone3 (%d): got %s, want ENOSYS (glibc falls back to clone only on ENOSYS)", nr, d)
+		}
+	case nr > stub:
+		if d != "ENOSYS" {
+			t.Errorf("%s (%d) above runc's stub threshold %d: got %s, want ENOSYS", label, nr, stub, d)
+		}
+	case d != "EPERM":
+		t.Errorf("%s (%d) blocked: got %s, want EPERM", label, nr, d)
 	}
 }
 
