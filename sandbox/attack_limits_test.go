@@ -154,6 +154,7 @@ func TestAttackTimeout(t *testing.T) {
 	for name, script := range map[string]string{
 		"sleep":       "sleep 60",
 		"ignore-term": `trap "" TERM; sleep 60; sleep 60`,
+		"term-handler": `trap 'echo got-term; exit 3' TERM; sleep 60 & wait`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			o := runOpts{profile: func(p *policy.Profile) {
@@ -171,6 +172,9 @@ func TestAttackTimeout(t *testing.T) {
 			}
 			if took > 20*time.Second {
 				t.Errorf("Run returned after %v: the kill did not happen", took)
+			}
+			if name == "term-handler" && (!strings.Contains(out.stdout, "got-term") || out.res.ExitCode != 3) {
+				t.Errorf("the command's TERM handler did not run before the kill: %v", out)
 			}
 		})
 	}
