@@ -167,8 +167,12 @@ func TestE2E(t *testing.T) {
 			}()
 		}
 		waitJobs(t, h.local, 3)
-		if len(containerLeftovers(m.Config())) == 0 {
-			t.Error("the leftover check sees none of the running containers: it would miss leftovers")
+		// The jobs are registered before their containers exist: wait
+		// until the leftover check sees them (or it would miss leftovers).
+		for deadline := time.Now().Add(20 * time.Second); len(containerLeftovers(m.Config())) == 0; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("the leftover check never saw the running containers")
+			}
 		}
 		_ = c.Close()
 		for range 3 {
