@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -100,12 +101,15 @@ func (f *serveFlags) buildConfig() (gateway.Config, error) {
 	return cfg, cfg.Validate()
 }
 
+// devKeyName is the development key's file in the state directory.
+const devKeyName = "dev-jwt.key"
+
 // devKey creates (once) the development HMAC key in the state directory.
 func devKey(stateDir string) (string, error) {
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
 		return "", fmt.Errorf("state dir: %w", err)
 	}
-	path := filepath.Join(stateDir, "dev-jwt.key")
+	path := filepath.Join(stateDir, devKeyName)
 	if _, err := os.Stat(path); err == nil {
 		return path, nil
 	}
@@ -144,24 +148,139 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return fail(err)
 	}
 	if cfg.Dev {
-		path, err := devKey(cfg.StateDir)
-		if err != nil {
-			return fail(err)
-		}
-		cfg.JWT.Keys = []gateway.KeyConfig{{ID: "dev", File: path}}
+		cfg.JWT.Keys = []gateway.KeyConfig{{ID: "dev", File: filepath.Join(cfg.StateDir, devKeyName)}}
+	}
+	if executor.IsFront() {
+		return serveFront(ctx, cfg, stdout, stderr)
+	}
+	if os.Geteuid() != 0 {
+		return fail(errors.New("the sandbox needs root: start as root; the network-facing process then drops to user " + cfg.User))
 	}
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return fail(fmt.Errorf("state dir: %w", err))
 	}
-	return serve(ctx, cfg, stdout, stderr)
+	if cfg.Dev {
+		if _, err := devKey(cfg.StateDir); err != nil {
+			return fail(err)
+		}
+	}
+	return serveSplit(ctx, cfg, args, stderr)
 }
 
-func serve(ctx context.Context, cfg gateway.Config, stdout, stderr io.Writer) int {
+// serveSplit is the root side: it checks everything that can be checked
+// before the split (sandbox, policy, keys, front user), then runs the
+// executor and re-executes this binary as the unprivileged front.
+func serveSplit(ctx context.Context, cfg gateway.Config, args []string, stderr io.Writer) int {
 	fail := func(err error) int {
 		fmt.Fprintf(stderr, "execgate serve: %s\n", oneLine(err))
 		return 1
 	}
-	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	log := slog.New(slog.NewJSONHandler(stderr, nil)).With(slog.String("process", "executor"))
+	if _, err := gateway.LoadKeyring(cfg.JWT.Keys); err != nil {
+		return fail(err)
+	}
+	fu, err := executor.LookupFrontUser(cfg.User, cfg.Dev)
+	if err != nil {
+		return fail(err)
+	}
+	load := policyLoader(cfg)
+	set, err := load(ctx)
+	if err != nil {
+		return fail(fmt.Errorf("load policy: %w", err))
+	}
+	if err := grantFront(cfg, fu); err != nil {
+		return fail(err)
+	}
+	rt, err := newRunner(ctx, cfg, log)
+	if err != nil {
+		return fail(err)
+	}
+	defer rt.close()
+	rt.local.SetPolicy(set)
+	code, err := executor.Split(ctx, executor.SplitConfig{
+		Local: rt.local, FrontUser: fu.Name, AllowNobody: cfg.Dev, Args: append([]string{"serve"}, args...), Log: log,
+		Reload: func(ctx context.Context) error {
+			set, err := load(ctx)
+			if err != nil {
+				return err
+			}
+			rt.local.SetPolicy(set)
+			return nil
+		},
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "execgate serve: %s\n", oneLine(err))
+	}
+	return code
+}
+
+// grantFront gives the front user what it must open itself: the audit log
+// (created 0600 and owned by the front) and, in development mode, the
+// generated key; their directories get search permission (no listing).
+func grantFront(cfg gateway.Config, fu executor.FrontUser) error {
+	audit := cfg.AuditLogPath()
+	if err := os.MkdirAll(filepath.Dir(audit), 0o700); err != nil {
+		return fmt.Errorf("audit log dir: %w", err)
+	}
+	fd, err := os.OpenFile(audit, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
+	_ = fd.Close()
+	files := []string{audit}
+	if cfg.Dev {
+		files = append(files, filepath.Join(cfg.StateDir, devKeyName))
+	}
+	for _, f := range files {
+		if err := os.Lchown(f, fu.UID, fu.GID); err != nil {
+			return fmt.Errorf("give %s to %s: %w", f, fu.Name, err)
+		}
+		dir := filepath.Dir(f)
+		if st, err := os.Stat(dir); err == nil && st.Mode().Perm()&0o001 == 0 {
+			if err := os.Chmod(dir, st.Mode().Perm()|0o011); err != nil {
+				return fmt.Errorf("search permission on %s: %w", dir, err)
+			}
+		}
+	}
+	return nil
+}
+
+// serveFront is the unprivileged side: the gateway, with the executor
+// socket as its Runner. It ends when the executor goes away.
+func serveFront(ctx context.Context, cfg gateway.Config, stdout, stderr io.Writer) int {
+	log := slog.New(slog.NewJSONHandler(stderr, nil)).With(slog.String("process", "front"))
+	client, err := executor.FrontClient(ctx, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "execgate serve: %s\n", oneLine(err))
+		return 1
+	}
+	defer client.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	wg.Go(func() {
+		select {
+		case <-client.Done():
+			log.Error("executor gone: shutting down")
+			cancel()
+		case <-ctx.Done():
+		}
+	})
+	rt := &runtime{
+		runner:    client,
+		setPolicy: func(*policy.Set) { _ = client.RequestReload() },
+		close:     func() {},
+	}
+	return serve(ctx, cfg, rt, log, stdout, stderr)
+}
+
+func serve(ctx context.Context, cfg gateway.Config, rt *runtime, log *slog.Logger, stdout, stderr io.Writer) int {
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "execgate serve: %s\n", oneLine(err))
+		return 1
+	}
 	reg := gateway.NewMetricsRegistry()
 	met := gateway.NewMetrics(reg)
 	auditor, err := gateway.NewAuditor(gateway.AuditConfig{Path: cfg.AuditLogPath(), Logger: log, Metrics: met})
@@ -169,11 +288,6 @@ func serve(ctx context.Context, cfg gateway.Config, stdout, stderr io.Writer) in
 		return fail(err)
 	}
 	defer auditor.Close()
-	rt, err := newRunner(ctx, cfg, log)
-	if err != nil {
-		return fail(err)
-	}
-	defer rt.close()
 	srv, err := gateway.New(ctx, cfg, gateway.Deps{
 		Runner: rt.runner, Audit: auditor, Metrics: met, Registry: reg, Logger: log,
 		LoadPolicy: policyLoader(cfg), OnPolicy: rt.setPolicy, SelfCheck: rt.selfCheck,
@@ -252,6 +366,7 @@ func oneLine(err error) string {
 // runtime is the sandbox side of serve: the Runner, how the policy reaches
 // it, the self-check and cleanup.
 type runtime struct {
+	local     *executor.Local // root side only
 	runner    executor.Runner
 	setPolicy func(*policy.Set)
 	selfCheck func(context.Context) error
@@ -274,6 +389,7 @@ func newRunner(ctx context.Context, cfg gateway.Config, log *slog.Logger) (*runt
 	}
 	local := executor.NewLocal(mgr, nil, log)
 	return &runtime{
+		local:     local,
 		runner:    local,
 		setPolicy: func(s *policy.Set) { local.SetPolicy(s) },
 		selfCheck: func(context.Context) error {
