@@ -2,40 +2,26 @@ package gateway
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"strings"
 )
 
 // Redacted replaces every secret the Redactor finds.
 const Redacted = "[REDACTED]"
 
-// DefaultRedactMaxField bounds one redacted string in an audit line.
-const DefaultRedactMaxField = 4096
-
-// DefaultRedactPatterns are the value patterns every Redactor starts with.
-// A match is replaced by Redacted; when the pattern has a group named
-// "secret", only that group is replaced (so "password=hunter2" becomes
-// "password=[REDACTED]").
-var DefaultRedactPatterns = []string{
-	// HTTP authorization headers: everything after the colon.
-	`(?i)\b(?:proxy-)?authorization\s*[:=]\s*(?P<secret>[^\r\n]+)`,
-	// HTTP authorization schemes on their own.
-	`(?i)\b(?:bearer|basic|token)\s+(?P<secret>[a-z0-9._~+/=-]{8,})`,
-	// key=value and key: value where the key names a secret (password=,
-	// --password=, token=, api_key:, --key=, aws_secret_access_key=,
-	// client_secret=...).
-	`(?i)(?:[a-z0-9_.-]*(?:pass(?:wor)?d|pass|secret|token|credential|apikey)[a-z0-9_.-]*|(?:[a-z0-9_.-]*[_.-])?(?:auth|key|keys|privkey))\s*[=:]\s*(?P<secret>"[^"]*"|'[^']*'|[^\s&;,'"]+)`,
-	// JWTs and other base64url JSON ("eyJ" is `{"`).
-	`\beyJ[A-Za-z0-9_-]{8,}(?:\.[A-Za-z0-9_-]*){0,2}`,
-	// Credentials in URLs: scheme://user:secret@host.
-	`(?i)\b[a-z][a-z0-9+.-]*://[^/\s:@]*:(?P<secret>[^/\s@]+)@`,
-	// AWS access key ids.
-	`\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA|ABIA|ACCA)[A-Z0-9]{16}\b`,
-	// GitHub, GitLab, Slack and OpenAI-style tokens.
-	`\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,}|glpat-[A-Za-z0-9_-]{20,}|xox[abprs]-[A-Za-z0-9-]{10,}|sk-[A-Za-z0-9_-]{20,})`,
-	// PEM private key blocks, also when cut off.
-	`-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----(?s:.*?)(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|$)`,
-}
+// Bounds on what one event can put in the audit log, whatever the client
+// sends: a string is cut (at a separator, before redaction) at MaxField
+// bytes, a list keeps at most maxListItems entries and about 4*MaxField
+// bytes, an env map at most maxEnvItems variables.
+const (
+	DefaultRedactMaxField = 4096
+	maxListItems          = 256
+	maxEnvItems           = 64
+	maxFlagLen            = 64  // longer words are never secret flags
+	maxEnvKeyLen          = 256 // longer names are treated as secret
+)
 
 // DefaultSecretFlags are flags whose NEXT argument is a secret
 // ("--password hunter2"). Matched case-insensitively against a whole argument.
@@ -49,17 +35,22 @@ var DefaultSecretEnvKeys = []string{
 	`(?i)(?:pass|secret|token|key|auth|credential|cookie|session|private|signature)`,
 }
 
-// RedactConfig adds patterns to the defaults. Each entry is a Go regular
-// expression; a bad one is an error naming it.
+// RedactConfig adds to the built-in detectors (redact_scan.go), which are
+// always on. Each entry is a Go regular expression; a bad one is an error
+// naming it.
 type RedactConfig struct {
-	Patterns      []string // value patterns (group "secret" = the part to hide)
+	// Patterns are extra value patterns. A match is replaced by Redacted;
+	// when the pattern has a group named "secret", only that group is
+	// ("pin:(?P<secret>[0-9]+)" -> "pin:[REDACTED]").
+	Patterns      []string
 	SecretFlags   []string // flags whose next argument is hidden
 	SecretEnvKeys []string // env names whose value is hidden
 	MaxField      int      // 0 = DefaultRedactMaxField
 }
 
 // Redactor hides secrets and shortens home directories in strings that go
-// to the audit log. It is immutable and safe for concurrent use.
+// to the audit log, and bounds their size. It is immutable and safe for
+// concurrent use.
 type Redactor struct {
 	patterns []*regexp.Regexp
 	flags    *regexp.Regexp
@@ -67,13 +58,14 @@ type Redactor struct {
 	maxField int
 }
 
-// NewRedactor compiles the defaults plus cfg's patterns.
+// NewRedactor returns a Redactor with the built-in detectors plus cfg's
+// patterns.
 func NewRedactor(cfg RedactConfig) (*Redactor, error) {
 	r := &Redactor{maxField: cfg.MaxField}
 	if r.maxField <= 0 {
 		r.maxField = DefaultRedactMaxField
 	}
-	for _, p := range append(append([]string(nil), DefaultRedactPatterns...), cfg.Patterns...) {
+	for _, p := range cfg.Patterns {
 		re, err := regexp.Compile(p)
 		if err != nil {
 			return nil, fmt.Errorf("redact pattern %q: %w", p, err)
@@ -81,16 +73,16 @@ func NewRedactor(cfg RedactConfig) (*Redactor, error) {
 		r.patterns = append(r.patterns, re)
 	}
 	var err error
-	if r.flags, err = anyOf(`(?i)^(?:`, append(append([]string(nil), DefaultSecretFlags...), cfg.SecretFlags...), `)$`); err != nil {
+	if r.flags, err = anyOf(`(?i)^(?:`, append(slices.Clone(DefaultSecretFlags), cfg.SecretFlags...), `)$`); err != nil {
 		return nil, fmt.Errorf("redact secret flags: %w", err)
 	}
-	if r.envKeys, err = anyOf(``, append(append([]string(nil), DefaultSecretEnvKeys...), cfg.SecretEnvKeys...), ``); err != nil {
+	if r.envKeys, err = anyOf(``, append(slices.Clone(DefaultSecretEnvKeys), cfg.SecretEnvKeys...), ``); err != nil {
 		return nil, fmt.Errorf("redact secret env keys: %w", err)
 	}
 	return r, nil
 }
 
-// DefaultRedactor returns a Redactor with the default patterns only.
+// DefaultRedactor returns a Redactor with the built-in detectors only.
 func DefaultRedactor() *Redactor {
 	r, err := NewRedactor(RedactConfig{})
 	if err != nil {
@@ -109,19 +101,40 @@ func anyOf(prefix string, pats []string, suffix string) (*regexp.Regexp, error) 
 }
 
 // String hides every secret in s, shortens home directories to ~ and bounds
-// the length.
+// the length: a longer s is cut before redacting, at the last separator
+// before MaxField, so no half secret is left for the detectors to miss.
 func (r *Redactor) String(s string) string {
 	if s == "" {
 		return s
 	}
+	s, cut := r.bound(s)
+	s = applySpans(s, builtinSpans(s))
 	for _, re := range r.patterns {
 		s = redactMatches(re, s)
 	}
 	s = ShortenHome(s)
-	if len(s) > r.maxField {
-		s = strings.ToValidUTF8(s[:r.maxField], "") + "...[truncated]"
+	if len(s) > r.maxField { // redaction markers made it longer
+		var more int
+		s, more = r.bound(s)
+		cut += more
+	}
+	if cut > 0 {
+		s += fmt.Sprintf("...[truncated %d bytes]", cut)
 	}
 	return s
+}
+
+// cutSeparators are where an over-long string may be cut.
+const cutSeparators = " \t\r\n,;&\"'()[]{}<>|/=:"
+
+// bound cuts s to at most MaxField bytes at a separator; it returns what
+// is kept and how many bytes were dropped.
+func (r *Redactor) bound(s string) (string, int) {
+	if len(s) <= r.maxField {
+		return s, 0
+	}
+	k := max(strings.LastIndexAny(s[:r.maxField], cutSeparators), 0)
+	return s[:k], len(s) - k
 }
 
 func redactMatches(re *regexp.Regexp, s string) string {
@@ -148,24 +161,36 @@ func redactMatches(re *regexp.Regexp, s string) string {
 	return b.String()
 }
 
+func (r *Redactor) isSecretFlag(word string) bool {
+	return len(word) <= maxFlagLen && r.flags.MatchString(word)
+}
+
 // Args redacts each argument, and hides the argument after a secret flag
 // ("--password", "hunter2" -> "--password", "[REDACTED]"). It returns a new
-// slice.
+// slice of at most maxListItems entries and about 4*MaxField bytes; a last
+// entry "...[N more]" counts what was left out.
 func (r *Redactor) Args(args []string) []string {
-	if args == nil {
+	return r.list(args, true)
+}
+
+func (r *Redactor) list(items []string, flags bool) []string {
+	if items == nil {
 		return nil
 	}
-	out := make([]string, len(args))
-	hideNext := false
-	for i, a := range args {
-		switch {
-		case hideNext:
-			out[i] = Redacted
-			hideNext = false
-		default:
-			out[i] = r.String(a)
-			hideNext = r.flags.MatchString(a)
+	out := make([]string, 0, min(len(items), maxListItems+1))
+	total, hideNext := 0, false
+	for i, a := range items {
+		if i >= maxListItems || total >= 4*r.maxField {
+			out = append(out, fmt.Sprintf("...[%d more]", len(items)-i))
+			break
 		}
+		v := Redacted
+		if !hideNext {
+			v = r.String(a)
+		}
+		hideNext = flags && !hideNext && r.isSecretFlag(a)
+		total += len(v)
+		out = append(out, v)
 	}
 	return out
 }
@@ -178,7 +203,7 @@ func (r *Redactor) Cmdline(s string) string {
 	var b strings.Builder
 	last := 0
 	for i := 0; i < len(words); i++ {
-		if !r.flags.MatchString(s[words[i][0]:words[i][1]]) || i+1 >= len(words) {
+		if i+1 >= len(words) || !r.isSecretFlag(s[words[i][0]:words[i][1]]) {
 			continue
 		}
 		start, end := words[i+1][0], words[i+1][1]
@@ -206,15 +231,23 @@ var wordRE = regexp.MustCompile(`\S+`)
 
 // Env redacts the values of an environment map: values of secret-looking
 // names are hidden whole, the others pass through String. It returns a new
-// map.
+// map of at most maxEnvItems variables (the first by name); a key "..."
+// counts the others.
 func (r *Redactor) Env(env map[string]string) map[string]string {
 	if env == nil {
 		return nil
 	}
-	out := make(map[string]string, len(env))
-	for k, v := range env {
+	keys := slices.Sorted(maps.Keys(env))
+	out := make(map[string]string, min(len(keys), maxEnvItems+1))
+	for i, k := range keys {
+		if i >= maxEnvItems {
+			out["..."] = fmt.Sprintf("[%d more]", len(keys)-i)
+			break
+		}
+		v := env[k]
+		secret := len(k) > maxEnvKeyLen || r.envKeys.MatchString(k)
 		k = r.String(k)
-		if r.envKeys.MatchString(k) {
+		if secret {
 			out[k] = Redacted
 			continue
 		}
@@ -223,34 +256,20 @@ func (r *Redactor) Env(env map[string]string) map[string]string {
 	return out
 }
 
-// Event returns a copy of ev with every free-text field redacted.
+// Event returns a copy of ev with every free-text field redacted and
+// bounded.
 func (r *Redactor) Event(ev Event) Event {
 	ev.Args = r.Args(ev.Args)
 	ev.Argv = r.Args(ev.Argv)
 	ev.Cmdline = r.Cmdline(ev.Cmdline)
 	ev.Env = r.Env(ev.Env)
-	ev.Command = r.String(ev.Command)
-	ev.Cwd = r.String(ev.Cwd)
-	ev.UserAgent = r.String(ev.UserAgent)
-	ev.Message = r.String(ev.Message)
-	ev.Error = r.String(ev.Error)
-	ev.Target = r.String(ev.Target)
-	if ev.EnvKeys != nil {
-		keys := make([]string, len(ev.EnvKeys))
-		for i, k := range ev.EnvKeys {
-			keys[i] = r.String(k)
-		}
-		ev.EnvKeys = keys
-	}
-	if ev.PolicyErrors != nil {
-		errs := make([]string, len(ev.PolicyErrors))
-		for i, e := range ev.PolicyErrors {
-			errs[i] = r.String(e)
-		}
-		ev.PolicyErrors = errs
+	ev.EnvKeys = r.list(ev.EnvKeys, false)
+	ev.PolicyErrors = r.list(ev.PolicyErrors, false)
+	for _, f := range []*string{&ev.Command, &ev.Cwd, &ev.UserAgent, &ev.Message, &ev.Error, &ev.Target, &ev.Method} {
+		*f = r.String(*f)
 	}
 	if ev.Trace != nil {
-		trace := append(ev.Trace[:0:0], ev.Trace...)
+		trace := slices.Clone(ev.Trace)
 		for i := range trace {
 			trace[i].Detail = r.String(trace[i].Detail)
 		}

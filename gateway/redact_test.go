@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,6 +43,19 @@ func TestRedactString(t *testing.T) {
 		{"private key", "-----BEGIN RSA PRIVATE KEY-----\n" + testPEMBody + "\n-----END RSA PRIVATE KEY-----", "[REDACTED]"},
 		{"cut private key", "k=-----BEGIN PRIVATE KEY-----\n" + testPEMBody, "k=[REDACTED]"},
 		{"author is not auth", "--author=alice", "--author=alice"},
+		{"json password", `{"user":"bob","password": "` + testPassword + `"}`, `{"user":"bob","password": [REDACTED]}`},
+		{"x-api-key header", "X-Api-Key: " + testPassword, "X-Api-Key: [REDACTED]"},
+		{"db_pass", "db_pass=" + testPassword, "db_pass=[REDACTED]"},
+		{"passes is not a password", "--passes=3", "--passes=3"},
+		{"token scheme", "Authorization token " + testGitHub, "Authorization token [REDACTED]"},
+		{"short bearer kept", "bearer abc", "bearer abc"},
+		{"google key", "AIza" + strings.Repeat("x", 35), "[REDACTED]"},
+		{"slack", "xoxb-1234567890-abcdef", "[REDACTED]"},
+		{"sk inside a word", "risk-assessment-of-the-quarter", "risk-assessment-of-the-quarter"},
+		{"url without password", "https://bob@git.example.com/r.git", "https://bob@git.example.com/r.git"},
+		{"scheme colon is not a key", "https://example.com/key", "https://example.com/key"},
+		{"encrypted private key", "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY----- tail", "[REDACTED] tail"},
+		{"public key kept", "-----BEGIN PUBLIC KEY-----", "-----BEGIN PUBLIC KEY-----"},
 		{"home", "/home/alice/repo", "~/repo"},
 		{"home alone", "/home/alice", "~"},
 		{"root home", "/root/.ssh/id_rsa", "~/.ssh/id_rsa"},
@@ -153,7 +167,9 @@ func TestRedactConfig(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{"id corp-123456", "id [REDACTED]"},
 		{"pin:1234", "pin:[REDACTED]"},
-		{strings.Repeat("a", 40), strings.Repeat("a", 32) + "...[truncated]"},
+		{strings.Repeat("a", 40), "...[truncated 40 bytes]"},
+		{"x " + strings.Repeat("a", 40), "x...[truncated 41 bytes]"},
+		{"/home/alice/" + strings.Repeat("b", 40), "~...[truncated 41 bytes]"},
 	}
 	for _, tt := range tests {
 		if got := r.String(tt.in); got != tt.want {
@@ -170,6 +186,50 @@ func TestRedactConfig(t *testing.T) {
 		if _, err := NewRedactor(bad); err == nil {
 			t.Errorf("NewRedactor(%+v): got nil error, want one", bad)
 		}
+	}
+}
+
+// TestRedactBounds checks that hostile sizes are bounded in the output.
+func TestRedactBounds(t *testing.T) {
+	r := DefaultRedactor()
+	huge := strings.Repeat("password=x ", 100_000)
+	if got := r.String(huge); len(got) > DefaultRedactMaxField+64 {
+		t.Errorf("String of %d bytes gave %d bytes, want at most %d", len(huge), len(got), DefaultRedactMaxField+64)
+	}
+	args := strings.Split(strings.Repeat("a ", 100_000), " ")
+	got := r.Args(args)
+	if len(got) != maxListItems+1 || !strings.HasPrefix(got[maxListItems], "...[") {
+		t.Errorf("Args of %d items gave %d items (last %q), want %d and a marker", len(args), len(got), got[len(got)-1], maxListItems+1)
+	}
+	big := []string{strings.Repeat("b", 4000), strings.Repeat("c", 4000), strings.Repeat("d", 4000), strings.Repeat("e", 4000), strings.Repeat("f", 4000), "g"}
+	total := 0
+	for _, a := range r.Args(big) {
+		total += len(a)
+	}
+	if total > 5*DefaultRedactMaxField {
+		t.Errorf("Args kept %d bytes, want at most %d", total, 5*DefaultRedactMaxField)
+	}
+	env := map[string]string{}
+	for i := range 1000 {
+		env[fmt.Sprintf("V%04d", i)] = "x"
+	}
+	if got := r.Env(env); len(got) != maxEnvItems+1 || got["..."] == "" {
+		t.Errorf("Env of %d variables gave %d, want %d with a \"...\" entry", len(env), len(got), maxEnvItems+1)
+	}
+}
+
+// BenchmarkRedactHostile measures redaction of 1 MiB strings built to make
+// the detectors work (the gateway's body limit is 1 MiB).
+func BenchmarkRedactHostile(b *testing.B) {
+	units := []string{"a", "password=", "eyJaaaaaaaaaaaa.", "x://a:b@", "Bearer ", "AKIA", "-----BEGIN PRIVATE KEY-----", "/home/"}
+	for _, u := range units {
+		s := strings.Repeat(u, (1<<20)/len(u))
+		b.Run(strings.Trim(u, " -=:/@."), func(b *testing.B) {
+			b.SetBytes(int64(len(s)))
+			for b.Loop() {
+				_ = applySpans(s, builtinSpans(s))
+			}
+		})
 	}
 }
 
@@ -266,5 +326,30 @@ func FuzzShortenHome(f *testing.F) {
 				t.Errorf("ShortenHome(%q) = %q still has a home at %d", s, out, i)
 			}
 		}
+	})
+}
+
+// FuzzRedactString feeds arbitrary text to every redaction entry point: no
+// panic, valid UTF-8 stays valid, and the output stays bounded.
+func FuzzRedactString(f *testing.F) {
+	for _, s := range []string{"password=x", "Authorization: Bearer " + testJWT, "https://u:p@h/", "-----BEGIN PRIVATE KEY-----\nx",
+		testAWSKeyID, "token  abcdefghij", `"secret":"x"`, "eyJ" + strings.Repeat("a", 9) + ".", "/root/x /home/a"} {
+		f.Add(s)
+	}
+	r, err := NewRedactor(RedactConfig{MaxField: 64})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		for name, out := range map[string]string{"String": r.String(s), "Cmdline": r.Cmdline(s)} {
+			if utf8.ValidString(s) && !utf8.ValidString(out) {
+				t.Errorf("%s(%q) = %q: invalid UTF-8", name, s, out)
+			}
+			if len(out) > 64+64 {
+				t.Errorf("%s(%q) gave %d bytes, want at most %d", name, s, len(out), 128)
+			}
+		}
+		_ = r.Args(strings.Fields(s))
+		_ = r.Env(map[string]string{s: s})
 	})
 }
