@@ -36,7 +36,9 @@ func (s *Set) Decide(ctx context.Context, req Request) (dec *Decision) {
 }
 
 func (d *decider) deny(r ReasonCode, rule RuleRef, detail string) *Decision {
-	d.tr.add(rule, "deny", string(r)+": "+detail)
+	if d.tr.on {
+		d.tr.add(rule, "deny", string(r)+": "+detail)
+	}
 	dec := &Decision{Reason: r, Message: r.Message(), Rule: rule, PolicyHash: d.s.hash, Trace: d.tr.steps}
 	if d.cmd != nil {
 		dec.Command = d.cmd.Name
@@ -59,12 +61,18 @@ func (d *decider) decide(req Request) *Decision {
 		return d.deny(ReasonUnknownCommand, RuleRef{}, "no such command")
 	}
 	d.cmd = cmd
-	d.tr.add(cmd.Rule, "match", "command "+name)
+	if d.tr.on {
+		d.tr.add(cmd.Rule, "match", "command "+name)
+	}
 	if !d.s.mayRunAny(req.Roles, &cmd.Grammar) {
 		return d.deny(ReasonRoleForbidden, cmd.Rule, "no role of the caller runs this command")
 	}
+	d.tr.add(cmd.Rule, "match", "roles reach this command")
 	if r, i := sanitizeArgs(args, cmd.Limits); r != "" {
 		return d.deny(r, cmd.Rule, fmt.Sprintf("global sanitization, argument %d", i))
+	}
+	if d.tr.on {
+		d.tr.add(cmd.Rule, "match", fmt.Sprintf("global sanitization of %d arguments", len(args)))
 	}
 	prof := d.s.profiles[cmd.Profile]
 	if req.TTY && !prof.TTY {
@@ -80,6 +88,9 @@ func (d *decider) decide(req Request) *Decision {
 	env, keys, badVar := cmd.Env.buildEnv(req.Env)
 	if badVar != "" {
 		return d.deny(ReasonEnvNotAllowed, cmd.Rule, describeEnv(badVar)+" is not allowed")
+	}
+	if d.tr.on {
+		d.tr.add(prof.Rule, "match", "profile "+prof.Name)
 	}
 	d.tr.add(leaf.Rule, "allow", "every rule passed")
 	p := prof.Profile

@@ -108,6 +108,14 @@ type argScanner struct {
 	tr    *tracer
 }
 
+// use records a matched flag (and traces it, without its value).
+func (sc *argScanner) use(u flagUse) {
+	sc.flags = append(sc.flags, u)
+	if sc.d.tr.on {
+		sc.d.tr.add(u.flag.Rule, "match", "flag "+u.flag.Canonical)
+	}
+}
+
 // fail is a denial while matching: reason, the argument index, detail.
 type fail struct {
 	reason ReasonCode
@@ -142,7 +150,7 @@ func (sc *argScanner) scanLong(a string) *fail {
 		if hasEq {
 			return sc.deny(ReasonBadFlagValue, f.Canonical+" takes no value")
 		}
-		sc.flags = append(sc.flags, flagUse{flag: f})
+		sc.use(flagUse{flag: f})
 		return nil
 	}
 	if hasEq {
@@ -170,7 +178,7 @@ func (sc *argScanner) takeValue(f *Flag, v string) *fail {
 	if r, detail := sc.d.checkValue(&f.Value, v); r != "" {
 		return &fail{reason: r, detail: f.Canonical + ": " + detail, rule: f.Rule}
 	}
-	sc.flags = append(sc.flags, flagUse{flag: f, value: v, hasValue: true})
+	sc.use(flagUse{flag: f, value: v, hasValue: true})
 	return nil
 }
 
@@ -184,7 +192,7 @@ func (sc *argScanner) scanShort(a string) *fail {
 	}
 	if f, ok := ix.exact[a]; ok {
 		if f.Value.Type == TypeNone {
-			sc.flags = append(sc.flags, flagUse{flag: f})
+			sc.use(flagUse{flag: f})
 			return nil
 		}
 		return sc.takeSeparate(f)
@@ -213,7 +221,7 @@ func (sc *argScanner) scanCluster(a string) *fail {
 			return sc.deny(ReasonFlagNotAllowed, "bundled short flags not allowed")
 		}
 		if f.Value.Type == TypeNone {
-			sc.flags = append(sc.flags, flagUse{flag: f})
+			sc.use(flagUse{flag: f})
 			continue
 		}
 		if rest := a[j+1:]; rest != "" {

@@ -1,6 +1,9 @@
 package policy
 
-import "strings"
+import (
+	"fmt"
+	"strings"
+)
 
 // level is one matched grammar level: its flags and, below the command,
 // the subcommand word that selected it.
@@ -29,7 +32,9 @@ func (d *decider) match(args []string, roles []string) ([]string, *Grammar, *fai
 			}
 			return buildArgv(d.cmd.Path, levels, g, pos), g, nil
 		}
-		d.tr.add(next.Rule, "match", "subcommand "+next.Name)
+		if d.tr.on {
+			d.tr.add(next.Rule, "match", "subcommand "+next.Name)
+		}
 		word, args, g = next.Name, args[sc.i:], &next.Grammar
 	}
 }
@@ -84,6 +89,9 @@ func (d *decider) leafChecks(g *Grammar, roles, args, pos []string) *fail {
 			return &fail{reason: r, detail: "bounds of " + g.ID, rule: g.Rule}
 		}
 	}
+	if d.tr.on {
+		d.tr.add(g.Rule, "match", "roles allow "+g.ID)
+	}
 	p := &g.Positionals
 	if len(pos) > p.Max {
 		return &fail{reason: ReasonTooManyArguments, detail: "too many positionals", rule: g.Rule}
@@ -100,7 +108,10 @@ func (d *decider) leafChecks(g *Grammar, roles, args, pos []string) *fail {
 			v = &p.Items[i]
 		}
 		if r, detail := d.checkPositional(v, a); r != "" {
-			return &fail{reason: r, detail: "positional: " + detail, rule: g.Rule}
+			return &fail{reason: r, detail: fmt.Sprintf("positional %d: %s", i, detail), rule: g.Rule}
+		}
+		if d.tr.on {
+			d.tr.add(g.Rule, "match", fmt.Sprintf("positional %d is a valid %s", i, v.Type))
 		}
 	}
 	return nil
