@@ -315,3 +315,36 @@ func TestPolicyVerbs(t *testing.T) {
 		t.Errorf("execgate help does not list policy:\n%s", out)
 	}
 }
+
+// TestPolicySchemaCommitted: policies/schema.json is exactly what
+// `execgate policy schema` prints (go test -update rewrites it).
+func TestPolicySchemaCommitted(t *testing.T) {
+	code, out, errOut := runCLI(t, "policy", "schema")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatalf("schema is not JSON: %v", err)
+	}
+	if doc["$id"] != policy.SchemaID {
+		t.Errorf("$id %v, want %s", doc["$id"], policy.SchemaID)
+	}
+	const committed = "../../policies/schema.json"
+	if updatingGolden() {
+		if err := os.WriteFile(committed, []byte(out), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(committed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out != string(want) {
+		t.Errorf("policies/schema.json differs from `execgate policy schema`: run `execgate policy schema > policies/schema.json` (or go test -update)")
+	}
+	if code, _, _ := runCLI(t, "policy", "schema", "extra"); code != exitUsage {
+		t.Errorf("schema with an argument: exit %d, want %d", code, exitUsage)
+	}
+}
