@@ -35,6 +35,9 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (Result, error) {
 		return Result{}, err
 	}
 	defer m.runs.Done()
+	if err := ctx.Err(); err != nil {
+		return Result{}, fmt.Errorf("run not started: %w", err)
+	}
 	cfg, err := m.prepare(ctx, &spec)
 	if err != nil {
 		return Result{}, err
