@@ -36,6 +36,7 @@ func TestDecideAllowed(t *testing.T) {
 		{"ls symlink inside root", op, "ls", []string{"inside-link"}, []string{"--", "inside-link"}},
 		{"ls dot dot inside root", op, "ls", []string{"src/sub/../../README"}, []string{"--", "src/sub/../../README"}},
 		{"head attached short", op, "head", []string{"-n5", "README"}, []string{"--lines=5", "README"}},
+		{"int leading zeros canonical", op, "head", []string{"-n", "010", "README"}, []string{"--lines=10", "README"}},
 		{"head equals", op, "head", []string{"--lines=5", "README"}, []string{"--lines=5", "README"}},
 		{"echo text", op, "echo", []string{"hello; rm -rf /"}, []string{"hello; rm -rf /"}},
 		{"touch new file", op, "touch", []string{"new.txt"}, []string{"--", "new.txt"}},

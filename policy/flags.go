@@ -178,7 +178,7 @@ func (sc *argScanner) takeValue(f *Flag, v string) *fail {
 	if r, detail := sc.d.checkValue(&f.Value, v); r != "" {
 		return &fail{reason: r, detail: f.Canonical + ": " + detail, rule: f.Rule}
 	}
-	sc.use(flagUse{flag: f, value: v, hasValue: true})
+	sc.use(flagUse{flag: f, value: canonicalValue(&f.Value, v), hasValue: true})
 	return nil
 }
 

@@ -79,7 +79,8 @@ func (sc *argScanner) scanLevel() ([]string, *Subcommand, *fail) {
 	return pos, nil, nil
 }
 
-// leafChecks: roles, the leaf's own bounds and the positionals.
+// leafChecks: roles, the leaf's own bounds and the positionals (which it
+// rewrites to their canonical spelling).
 func (d *decider) leafChecks(g *Grammar, roles, args, pos []string) *fail {
 	if !d.s.mayRun(roles, g) {
 		return &fail{reason: ReasonRoleForbidden, detail: "no role of the caller runs " + g.ID, rule: g.Rule}
@@ -110,6 +111,7 @@ func (d *decider) leafChecks(g *Grammar, roles, args, pos []string) *fail {
 		if r, detail := d.checkPositional(v, a); r != "" {
 			return &fail{reason: r, detail: fmt.Sprintf("positional %d: %s", i, detail), rule: g.Rule}
 		}
+		pos[i] = canonicalValue(v, a)
 		if d.tr.on {
 			d.tr.add(g.Rule, "match", fmt.Sprintf("positional %d is a valid %s", i, v.Type))
 		}

@@ -69,3 +69,17 @@ func checkInt(v *Value, s string, bad ReasonCode) (ReasonCode, string) {
 	}
 	return "", ""
 }
+
+// canonicalValue returns the spelling passed on for a validated value:
+// integers in plain decimal (no leading zeros a program could read as
+// octal), everything else unchanged.
+func canonicalValue(v *Value, s string) string {
+	if v.Type != TypeInt {
+		return s
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return s
+	}
+	return strconv.FormatInt(n, 10)
+}

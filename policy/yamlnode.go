@@ -43,6 +43,10 @@ func (d *nodeDecoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		d.fail(n, CodeAlias, "YAML anchors and aliases are not allowed in policy files")
 		return
 	}
+	if n.Tag != "" && !strings.HasPrefix(n.Tag, "!!") || n.Tag == "!!binary" {
+		d.fail(n, CodeType, "%s: YAML tag %s is not allowed in policy files", pathOr(path), n.Tag)
+		return
+	}
 	if v.Kind() == reflect.Pointer {
 		if isNull(n) {
 			return
