@@ -152,8 +152,8 @@ func TestAttackMemoryHog(t *testing.T) {
 func TestAttackTimeout(t *testing.T) {
 	s := suite(t)
 	for name, script := range map[string]string{
-		"sleep":       "sleep 60",
-		"ignore-term": `trap "" TERM; sleep 60; sleep 60`,
+		"sleep":        "sleep 60",
+		"ignore-term":  `trap "" TERM; sleep 60; sleep 60`,
 		"term-handler": `trap 'echo got-term; exit 3' TERM; sleep 60 & wait`,
 	} {
 		t.Run(name, func(t *testing.T) {
