@@ -24,6 +24,9 @@ func TestMain(m *testing.M) {
 	if IsFront() { // Split re-executes the test binary as the front
 		os.Exit(testFrontMain())
 	}
+	if os.Getenv(testExecutorEnv) != "" { // TestExecutorDeathKillsFront's executor
+		os.Exit(testExecutorMain())
+	}
 	goleak.VerifyTestMain(m)
 }
 
