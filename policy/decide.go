@@ -85,6 +85,12 @@ func (d *decider) decide(req Request) *Decision {
 	if f != nil {
 		return d.denyFail(f)
 	}
+	return d.allow(req, prof, leaf, argv)
+}
+
+// allow builds the allowed decision once the environment passes.
+func (d *decider) allow(req Request, prof *compiledProfile, leaf *Grammar, argv []string) *Decision {
+	cmd := d.cmd
 	env, keys, badVar := cmd.Env.buildEnv(req.Env)
 	if badVar != "" {
 		return d.deny(ReasonEnvNotAllowed, cmd.Rule, describeEnv(badVar)+" is not allowed")
