@@ -176,17 +176,21 @@ func serveSplit(ctx context.Context, cfg gateway.Config, args []string, stderr i
 		return 1
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil)).With(slog.String("process", "executor"))
-	if _, err := gateway.LoadKeyring(cfg.JWT.Keys); err != nil {
+	ring, err := gateway.LoadKeyring(cfg.JWT.Keys)
+	if err != nil {
 		return fail(err)
 	}
-	fu, err := executor.LookupFrontUser(cfg.User, cfg.Dev)
-	if err != nil {
+	if _, err := gateway.NewVerifier(cfg.JWT, ring); err != nil {
 		return fail(err)
 	}
 	load := policyLoader(cfg)
 	set, err := load(ctx)
 	if err != nil {
 		return fail(fmt.Errorf("load policy: %w", err))
+	}
+	fu, err := executor.LookupFrontUser(cfg.User, cfg.Dev)
+	if err != nil {
+		return fail(err)
 	}
 	if err := grantFront(cfg, fu); err != nil {
 		return fail(err)

@@ -1,0 +1,206 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestServeRefusesToStart: one clear line and a non-zero exit for each
+// setup that must not serve.
+func TestServeRefusesToStart(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), mode); err != nil {
+			t.Fatal(err)
+		}
+		_ = os.Chmod(p, mode)
+		return p
+	}
+	key := write("k", "0123456789abcdef0123456789abcdef", 0o600)
+	openKey := write("open", "0123456789abcdef0123456789abcdef", 0o644)
+	badPolicy := write("bad.yaml", "version: 1\nnonsense: true\n", 0o600)
+	state := filepath.Join(dir, "state")
+	base := []string{"--state-dir", state, "--jwt-issuer", "I", "--jwt-audience", "A", "--listen", "127.0.0.1:0"}
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown config key", []string{"--config", write("c.yaml", "listen: 127.0.0.1:1\nlisen: x\n", 0o600)}, "c.yaml:2: field lisen not found"},
+		{"config readable by others", []string{"--config", write("c2.yaml", "listen: 127.0.0.1:1\n", 0o644)}, "readable or writable by group or others"},
+		{"non-loopback in dev mode", []string{"--listen", "0.0.0.0:8080", "--state-dir", state}, "not loopback"},
+		{"key readable by others", append([]string{"--jwt-key", openKey, "--policy", badPolicy}, base...), "readable or writable by group or others"},
+		{"unusable key", append([]string{"--jwt-key", write("short", "abc", 0o600), "--policy", badPolicy}, base...), "HMAC secret of 3 bytes"},
+		{"invalid policy", append([]string{"--jwt-key", key, "--policy", badPolicy}, base...), "nonsense"},
+		{"missing issuer", []string{"--jwt-key", key, "--policy", badPolicy, "--state-dir", state}, "issuer and audience"},
+		{"bad flag", []string{"--bogus"}, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, errs := cli(append([]string{"serve"}, tc.args...)...)
+			if code == 0 || !strings.Contains(errs, tc.want) {
+				t.Fatalf("got exit %d, stderr %q; want non-zero and %q", code, errs, tc.want)
+			}
+			if tc.want != "" && strings.Count(strings.TrimSpace(errs), "\n") != 0 {
+				t.Errorf("stderr has several lines: %q", errs)
+			}
+		})
+	}
+}
+
+// buildBinary builds execgate once for the end-to-end test.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "execgate")
+	cmd := exec.Command("go", "build", "-tags", "seccomp", "-o", bin, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func freePort(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// TestServeDevModeEndToEnd starts `execgate serve` in development mode as
+// root: the front runs unprivileged, the printed token works, SIGTERM with
+// a command running leaves nothing behind.
+func TestServeDevModeEndToEnd(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "" {
+			t.Skip("needs root")
+		}
+		t.Fatal("needs root under CI")
+	}
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := buildBinary(t)
+	state := t.TempDir()
+	// The front (nobody) must reach the state dir: search permission only.
+	if err := os.Chmod(filepath.Dir(state), 0o711); err != nil {
+		t.Fatal(err)
+	}
+	addr := freePort(t)
+	cmd := exec.Command(bin, "serve", "--listen", addr, "--state-dir", state)
+	stdout, _ := cmd.StdoutPipe()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill() }()
+	sc := bufio.NewScanner(stdout)
+	var out []string
+	var token string
+	for sc.Scan() {
+		out = append(out, sc.Text())
+		if strings.HasPrefix(sc.Text(), "eyJ") {
+			token = sc.Text()
+			break
+		}
+	}
+	go func() { _, _ = io.Copy(io.Discard, stdout) }()
+	if token == "" || !strings.Contains(strings.Join(out, "\n"), "DEVELOPMENT MODE") {
+		t.Fatalf("no dev banner/token: %q\n%s", out, stderr.String())
+	}
+	post := func(body string) (int, map[string]any) {
+		req, _ := http.NewRequest("POST", "http://"+addr+"/v1/exec", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, nil
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&m)
+		return resp.StatusCode, m
+	}
+	var code int
+	var m map[string]any
+	deadline := time.Now().Add(20 * time.Second)
+	for code == 0 && time.Now().Before(deadline) {
+		code, m = post(`{"command":"echo","args":["e2e"]}`)
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code != 200 || m["stdout"] != "e2e\n" {
+		t.Fatalf("exec: got %d %v\n%s", code, m, stderr.String())
+	}
+	// The network-facing front is not root.
+	if front := frontUID(t, cmd.Process.Pid); front == 0 {
+		t.Errorf("front runs as uid 0")
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		post(`{"command":"sleep","args":["26"]}`)
+	}()
+	waitSleep := time.Now().Add(10 * time.Second)
+	for len(sleepers("26")) == 0 && time.Now().Before(waitSleep) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("exit after SIGTERM: %v\n%s", err, stderr.String())
+	}
+	<-done
+	if p := sleepers("26"); len(p) != 0 {
+		t.Errorf("sandboxed processes outlived the server: %v", p)
+	}
+	if strings.Contains(stderr.String(), token) {
+		t.Error("the dev token reached the log")
+	}
+}
+
+// frontUID finds the uid of the child "serve" process of pid.
+func frontUID(t *testing.T, pid int) int {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		status, err := os.ReadFile(filepath.Join("/proc", e.Name(), "status"))
+		if err != nil || !bytes.Contains(status, []byte(fmt.Sprintf("\nPPid:\t%d\n", pid))) {
+			continue
+		}
+		for _, line := range strings.Split(string(status), "\n") {
+			if strings.HasPrefix(line, "Uid:") {
+				var uid int
+				fmt.Sscanf(strings.Fields(line)[1], "%d", &uid)
+				return uid
+			}
+		}
+	}
+	t.Fatal("no front process found")
+	return -1
+}
+
+func sleepers(arg string) []string {
+	var out []string
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && bytes.HasSuffix(b, []byte("sleep\x00"+arg+"\x00")) {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
