@@ -22,9 +22,14 @@
 // therefore waits for at most about two fsyncs however many requests are in
 // flight, and durability does not cap throughput.
 //
-// Record redacts the event (see Redactor) before encoding it: arguments,
-// argv, cmdline, environment values, user agent, message and error. Other
-// fields are written as given, so never put a token, password or key in them.
+// Record redacts and bounds the event (see Redactor) before encoding it:
+// arguments, argv, cmdline, environment, cwd, user agent, message, error,
+// target and trace details. Other fields are written as given, so never put
+// a token, password or key in them.
+//
+// Rotation: Reopen (SIGUSR1) moves to a new file at Path; independently, every
+// group commit first checks that Path still names the open file and reopens
+// it when it was renamed or deleted.
 //
 // Use a context that outlives the client for lines that must be written even
 // when the client has gone (exec_end after a disconnect):
@@ -89,8 +94,9 @@ type Auditor struct {
 
 	// Owned by the writer goroutine (and by NewAuditor before it starts).
 	f        *os.File
-	size     int64 // bytes known good in f (for truncating a partial write)
-	needNL   bool  // a partial line may be at the end of f
+	fi       os.FileInfo // f's identity when opened
+	size     int64       // bytes known good in f (for truncating a partial write)
+	needNL   bool        // a partial line may be at the end of f
 	lastErr  error
 	buf      []byte
 	closeErr error
@@ -300,10 +306,8 @@ func (a *Auditor) commit(batch []*auditReq) {
 
 func (a *Auditor) writeBatch(batch []*auditReq) error {
 	a.batches.Add(1)
-	if a.f == nil {
-		if err := a.open(); err != nil {
-			return a.fail(err)
-		}
+	if err := a.ensureOpen(); err != nil {
+		return a.fail(err)
 	}
 	buf := a.buf[:0]
 	if a.needNL {
@@ -387,13 +391,11 @@ func (a *Auditor) handle(op auditOp) error {
 }
 
 func (a *Auditor) probe() error {
-	if a.lastErr == nil && a.f != nil {
-		return nil
+	if err := a.ensureOpen(); err != nil {
+		return a.fail(err)
 	}
-	if a.f == nil {
-		if err := a.open(); err != nil {
-			return a.fail(err)
-		}
+	if a.lastErr == nil {
+		return nil
 	}
 	if err := a.f.Sync(); err != nil {
 		_ = a.f.Close()
@@ -427,6 +429,22 @@ func (a *Auditor) checkSpace() error {
 	return nil
 }
 
+// ensureOpen opens the file when it is not open, and reopens it when the
+// path no longer names the open file (deleted, or renamed by a rotation
+// that sent no SIGUSR1): lines must land where readers look for them.
+func (a *Auditor) ensureOpen() error {
+	if a.f != nil {
+		if cur, err := os.Lstat(a.path); err == nil && os.SameFile(cur, a.fi) {
+			return nil
+		}
+		a.log.Info("audit log path changed; reopening", "path", a.path)
+		if err := a.closeFile(); err != nil {
+			a.log.Warn("audit log close before reopen", "path", a.path, "err", err)
+		}
+	}
+	return a.open()
+}
+
 func (a *Auditor) open() error {
 	f, err := os.OpenFile(a.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
 	if err != nil {
@@ -441,7 +459,7 @@ func (a *Auditor) open() error {
 		_ = f.Close()
 		return &AuditError{Op: "open", Path: a.path, Err: syscall.EISDIR}
 	}
-	a.f, a.size, a.needNL = f, fi.Size(), false
+	a.f, a.fi, a.size, a.needNL = f, fi, fi.Size(), false
 	return nil
 }
 

@@ -163,10 +163,6 @@ func TestAuditReopenAfterRename(t *testing.T) {
 	if err := os.Rename(path, rotated); err != nil {
 		t.Fatal(err)
 	}
-	// Until Reopen, lines still go to the renamed file (the open descriptor).
-	if err := a.Record(ctx, Event{Type: EventDecision, RequestID: "between"}); err != nil {
-		t.Fatal(err)
-	}
 	if err := a.Reopen(); err != nil {
 		t.Fatalf("Reopen: %v", err)
 	}
@@ -183,7 +179,7 @@ func TestAuditReopenAfterRename(t *testing.T) {
 		}
 		return out
 	}
-	if got, want := strings.Join(ids(rotated), ","), "before,between"; got != want {
+	if got, want := strings.Join(ids(rotated), ","), "before"; got != want {
 		t.Errorf("rotated file holds %q, want %q", got, want)
 	}
 	if got, want := strings.Join(ids(path), ","), "after"; got != want {
@@ -195,6 +191,39 @@ func TestAuditReopenAfterRename(t *testing.T) {
 	}
 	if perm := fi.Mode().Perm(); perm != 0o600 {
 		t.Errorf("new audit file mode = %o, want 600", perm)
+	}
+}
+
+// TestAuditFollowsPath: when the file is renamed or deleted without a
+// SIGUSR1, the next line goes to a new file at the configured path, not to
+// a file nobody looks at.
+func TestAuditFollowsPath(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	a := newTestAuditor(t, path)
+	ctx := context.Background()
+	record := func(id string) {
+		t.Helper()
+		if err := a.Record(ctx, Event{Type: EventDecision, RequestID: id}); err != nil {
+			t.Fatalf("Record %s: %v", id, err)
+		}
+	}
+	record("first")
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	record("after-rename")
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	record("after-delete")
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ file, want string }{{path + ".1", "first"}, {path, "after-delete"}} {
+		lines := readLines(t, tt.file)
+		if len(lines) != 1 || lines[0]["request_id"] != tt.want {
+			t.Errorf("%s holds %v, want just %s", tt.file, lines, tt.want)
+		}
 	}
 }
 
