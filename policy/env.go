@@ -185,3 +185,12 @@ func cleanEnvValue(v string) bool {
 
 // describeEnv is a short, value-free description for traces.
 func describeEnv(name string) string { return fmt.Sprintf("client variable %s", name) }
+
+// String describes the environment without any secret value, so that a
+// compiled command printed with %v or %+v never leaks one.
+func (e Env) String() string {
+	return fmt.Sprintf("{set:%v client:%v secrets:%v}", e.Set, e.Client, e.Secrets)
+}
+
+// GoString is String for %#v.
+func (e Env) GoString() string { return e.String() }

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -346,6 +347,12 @@ func TestLoadSecrets(t *testing.T) {
 	}
 	if strings.Contains(s.Hash(), "s3cr3t") || d.EnvKeys[0] != "API_KEY" {
 		t.Errorf("got env keys %v", d.EnvKeys)
+	}
+	c, _ := s.Command("echo")
+	for _, verb := range []string{"%v", "%+v", "%#v"} {
+		if out := fmt.Sprintf(verb, *c); strings.Contains(out, "s3cr3t") {
+			t.Errorf("printing a command with %s leaks the secret: %s", verb, out)
+		}
 	}
 	if err := os.Chown(secrets, 1000, 0); err != nil {
 		t.Fatal(err)
