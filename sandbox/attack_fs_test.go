@@ -263,3 +263,29 @@ func TestAttackProcLimits(t *testing.T) {
 		t.Errorf("session of the command's shell: got %q, want session 1 (the sandbox's pid 1 is the session leader)", ls[len(ls)-1])
 	}
 }
+
+// TestAttackProcMasks reads the /proc files a sandbox hides and tries to
+// make the command less likely to be picked by the host's OOM killer.
+func TestAttackProcMasks(t *testing.T) {
+	s := suite(t)
+	out := s.sh(t, runOpts{}, `for f in /proc/kcore /proc/keys /proc/timer_list /proc/sched_debug /proc/interrupts /proc/sysrq-trigger; do
+  [ -e "$f" ] || continue; n=$(head -c 4096 "$f" 2>/dev/null | wc -c); echo "$f $n"; done
+ls /proc/acpi /proc/scsi 2>/dev/null | wc -l
+echo -1000 > /proc/self/oom_score_adj && echo OOM-ADJ-LOWERED; cat /proc/self/oom_score_adj
+echo h > /proc/sysrq-trigger && echo SYSRQ-WRITTEN; echo done`)
+	ls := lines(out.stdout)
+	if len(ls) < 4 || ls[len(ls)-1] != "done" {
+		t.Fatalf("script did not finish: %v", out)
+	}
+	for _, l := range ls {
+		if f := strings.Fields(l); len(f) == 2 && strings.HasPrefix(f[0], "/proc/") && f[1] != "0" {
+			t.Errorf("masked %s is readable (%s bytes)", f[0], f[1])
+		}
+	}
+	if strings.Contains(out.stdout, "OOM-ADJ-LOWERED") || strings.Contains(out.stdout, "SYSRQ-WRITTEN") {
+		t.Errorf("a protected /proc write succeeded: %v", out)
+	}
+	if !slices.Contains(ls, "1000") {
+		t.Errorf("oom_score_adj is not 1000 (sandboxes first for the host's OOM killer): %v", out)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -68,6 +69,54 @@ func TestAttackNetwork(t *testing.T) {
 	for c := range accepted {
 		t.Errorf("the host listener accepted a connection from %s", c.RemoteAddr())
 		c.Close()
+	}
+}
+
+// TestAttackAbstractSocket listens on an abstract AF_UNIX socket on the
+// host (the namespace of the containerd-shim escape, CVE-2020-15257) and
+// connects from inside: abstract sockets belong to the network namespace,
+// so the sandbox must not reach it, with either network profile.
+func TestAttackAbstractSocket(t *testing.T) {
+	s := suite(t)
+	name := "@" + randomName("execgate-attack-")
+	ln, err := net.Listen("unix", name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var wg sync.WaitGroup
+	var accepted atomic.Int64
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			c.Close()
+		}
+	})
+	// The probe itself reaches it from the host: the method works.
+	probe, err := probeProgram.build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(probe, "uconnect", name).Output(); err != nil || strings.TrimSpace(string(out)) != "connect ok" {
+		t.Fatalf("control: the probe cannot reach the socket from the host: %q %v", out, err)
+	}
+	for _, netw := range []policy.Network{policy.NetworkNone, policy.NetworkLoopback} {
+		t.Run(string(netw), func(t *testing.T) {
+			o := runOpts{profile: func(p *policy.Profile) { p.Network = netw }}
+			out := s.run(t, o, s.probePath, "uconnect", name)
+			if out.err != nil || !strings.HasPrefix(out.stdout, "connect err:") {
+				t.Errorf("abstract socket of the host from inside: %v", out)
+			}
+		})
+	}
+	ln.Close()
+	wg.Wait()
+	if n := accepted.Load(); n != 1 {
+		t.Errorf("the host socket accepted %d connections, want only the control's", n)
 	}
 }
 

@@ -10,6 +10,8 @@
  *   probe abi              foreign-ABI entry points (int 0x80, x32)
  *   probe connect IP PORT  one TCP connect (IPv4), prints "connect ok|err:<errno>"
  *   probe hog MIB          allocates and touches MIB mebibytes, 1 MiB at a time
+ *   probe uconnect PATH    one AF_UNIX stream connect; a leading '@' means the
+ *                          abstract namespace; prints "connect ok|err:<errno>"
  *
  * Output: one line per call, "<key> <filter> <real>", where key is the
  * syscall number (syscalls mode) or the case name, and filter/real are one
@@ -46,6 +48,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -274,6 +277,32 @@ static int tcp_connect(const char *ip, const char *port)
 	return 0;
 }
 
+static int unix_connect(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	size_t n = strlen(path);
+	int fd;
+
+	if (n == 0 || n >= sizeof(sa.sun_path)) {
+		fprintf(stderr, "probe: bad socket path\n");
+		return 2;
+	}
+	memcpy(sa.sun_path, path, n);
+	if (path[0] == '@')
+		sa.sun_path[0] = '\0';
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		printf("socket err:%d\n", errno);
+		return 0;
+	}
+	if (connect(fd, (struct sockaddr *)&sa, offsetof(struct sockaddr_un, sun_path) + n) == 0)
+		printf("connect ok\n");
+	else
+		printf("connect err:%d\n", errno);
+	close(fd);
+	return 0;
+}
+
 static int hog(long mib)
 {
 	for (long i = 0; i < mib; i++) {
@@ -304,8 +333,10 @@ int main(int argc, char **argv)
 		return abi();
 	if (argc == 4 && strcmp(argv[1], "connect") == 0)
 		return tcp_connect(argv[2], argv[3]);
+	if (argc == 3 && strcmp(argv[1], "uconnect") == 0)
+		return unix_connect(argv[2]);
 	if (argc == 3 && strcmp(argv[1], "hog") == 0)
 		return hog(strtol(argv[2], NULL, 10));
-	fprintf(stderr, "usage: probe syscalls MAXNR | attacks | abi | connect IP PORT | hog MIB\n");
+	fprintf(stderr, "usage: probe syscalls MAXNR | attacks | abi | connect IP PORT | uconnect PATH | hog MIB\n");
 	return 2;
 }
