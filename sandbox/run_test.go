@@ -298,3 +298,48 @@ func TestRunRefusals(t *testing.T) {
 		})
 	}
 }
+
+func TestRunStartFailureLeavesNothing(t *testing.T) {
+	m := newTestManager(t)
+	for _, argv := range [][]string{{"/usr/bin/does-not-exist"}, {"/etc/hosts"}} {
+		_, err := m.Run(context.Background(), Spec{Argv: argv, Profile: testProfile()})
+		var se *StartError
+		if !errors.As(err, &se) || !errors.Is(err, ErrStart) {
+			t.Errorf("%v: got %v, want a *StartError", argv, err)
+		} else if se.Attempts != 1 {
+			t.Errorf("%v: got %d attempts, want 1 (not the transient kind)", argv, se.Attempts)
+		}
+		if left := runLeftovers(m); len(left) > 0 {
+			t.Errorf("%v: leftovers after a failed start: %v", argv, left)
+		}
+	}
+	// The Manager still works afterwards.
+	if got := runSpec(t, m, Spec{Argv: []string{"/bin/true"}}); got.ExitCode != 0 {
+		t.Errorf("run after failed starts: exit %d", got.ExitCode)
+	}
+}
+
+func TestRunUmaskAndNetwork(t *testing.T) {
+	m := newTestManager(t)
+	got := runSpec(t, m, Spec{Argv: []string{"/bin/sh", "-c", "umask; hostname"}})
+	if got.Stdout != "0077\nsandbox\n" {
+		t.Errorf("got %q, want umask 0077 and hostname sandbox", got.Stdout)
+	}
+	// A listener and a client on 127.0.0.1 inside the sandbox: works only
+	// when the profile brings loopback up.
+	script := "import socket\ntry:\n s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(1)\n c=socket.create_connection(s.getsockname(), timeout=2); print('up')\nexcept OSError as e:\n print('down', e.errno)\n"
+	for _, tt := range []struct {
+		network policy.Network
+		want    string
+	}{
+		{policy.NetworkNone, "down 101\n"}, // ENETUNREACH: lo is down
+		{policy.NetworkLoopback, "up\n"},
+	} {
+		p := testProfile()
+		p.Network = tt.network
+		got := runSpec(t, m, Spec{Argv: []string{"/usr/bin/python3", "-c", script}, Profile: p})
+		if got.Stdout != tt.want {
+			t.Errorf("network %s: got %q (stderr %q), want %q", tt.network, got.Stdout, got.Stderr, tt.want)
+		}
+	}
+}
