@@ -122,12 +122,13 @@ func (e *RemoteError) Is(target error) bool {
 // PrivilegedError says which privilege the front still holds. It matches
 // ErrPrivileged.
 type PrivilegedError struct {
-	UID    int
-	CapEff string
+	UID        int
+	CapEff     string
+	NoNewPrivs bool
 }
 
 func (e *PrivilegedError) Error() string {
-	return fmt.Sprintf("front process is privileged: uid %d, CapEff %s (want a non-zero uid and no capabilities)", e.UID, e.CapEff)
+	return fmt.Sprintf("front process is privileged: uid %d, CapEff %s, NoNewPrivs %v (want a non-zero uid, no capabilities, no_new_privs)", e.UID, e.CapEff, e.NoNewPrivs)
 }
 
 // Is makes errors.Is(err, ErrPrivileged) true.

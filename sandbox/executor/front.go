@@ -56,7 +56,7 @@ func FrontClient(ctx context.Context, log *slog.Logger) (*Client, error) {
 
 // CheckUnprivileged reads a /proc/<pid>/status file and fails with a
 // *PrivilegedError unless every uid is non-zero and the effective,
-// permitted and ambient capability sets are empty.
+// permitted and ambient capability sets are empty, and no_new_privs is set.
 func CheckUnprivileged(statusPath string) error {
 	f, err := os.Open(statusPath)
 	if err != nil {
@@ -67,8 +67,8 @@ func CheckUnprivileged(statusPath string) error {
 	if err != nil {
 		return fmt.Errorf("check privileges: %s: %w", statusPath, err)
 	}
-	if st.minUID == 0 || st.capEff != 0 || st.capPrm != 0 || st.capAmb != 0 {
-		return &PrivilegedError{UID: st.minUID, CapEff: fmt.Sprintf("%016x", st.capEff)}
+	if st.minUID == 0 || st.capEff != 0 || st.capPrm != 0 || st.capAmb != 0 || !st.noNewPrivs {
+		return &PrivilegedError{UID: st.minUID, CapEff: fmt.Sprintf("%016x", st.capEff), NoNewPrivs: st.noNewPrivs}
 	}
 	return nil
 }
@@ -77,6 +77,7 @@ func CheckUnprivileged(statusPath string) error {
 type procStatus struct {
 	minUID                 int
 	capEff, capPrm, capAmb uint64
+	noNewPrivs             bool
 }
 
 func parseStatus(sc *bufio.Scanner) (procStatus, error) {
@@ -98,6 +99,8 @@ func parseStatus(sc *bufio.Scanner) (procStatus, error) {
 			st.capPrm, err = strconv.ParseUint(val, 16, 64)
 		case "CapAmb":
 			st.capAmb, err = strconv.ParseUint(val, 16, 64)
+		case "NoNewPrivs":
+			st.noNewPrivs = val == "1"
 		default:
 			continue
 		}
@@ -109,7 +112,7 @@ func parseStatus(sc *bufio.Scanner) (procStatus, error) {
 	if err := sc.Err(); err != nil {
 		return st, err
 	}
-	for _, k := range []string{"Uid", "CapEff", "CapPrm"} {
+	for _, k := range []string{"Uid", "CapEff", "CapPrm", "NoNewPrivs"} {
 		if !seen[k] {
 			return st, fmt.Errorf("no %s line", k)
 		}

@@ -182,6 +182,14 @@ func startFront(cfg SplitConfig, fu FrontUser, child *os.File) (*frontProc, erro
 	fp := &frontProc{exited: make(chan error, 1)}
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+		// no_new_privs is per thread and inherited by fork: set on this
+		// dedicated thread only, it covers every thread of the front from
+		// its first instruction (the front cannot set it for all its
+		// threads itself: a cgo binary cannot use AllThreadsSyscall).
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			started <- fmt.Errorf("no_new_privs: %w", err)
+			return
+		}
 		if err := cmd.Start(); err != nil {
 			started <- err
 			return

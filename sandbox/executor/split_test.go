@@ -129,11 +129,12 @@ func TestCheckUnprivileged(t *testing.T) {
 		status  string
 		wantErr error
 	}{
-		{"unprivileged", "Uid:\t65534\t65534\t65534\t65534\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\nCapAmb:\t0000000000000000\n", nil},
-		{"root uid", "Uid:\t0\t0\t0\t0\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\n", ErrPrivileged},
-		{"saved uid root", "Uid:\t1000\t1000\t0\t1000\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\n", ErrPrivileged},
-		{"capabilities", "Uid:\t1000\t1000\t1000\t1000\nCapPrm:\t0000000000000000\nCapEff:\t0000000000200000\n", ErrPrivileged},
-		{"ambient", "Uid:\t1000\t1000\t1000\t1000\nCapPrm:\t0\nCapEff:\t0\nCapAmb:\t0000000000000400\n", ErrPrivileged},
+		{"unprivileged", "Uid:\t65534\t65534\t65534\t65534\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\nCapAmb:\t0000000000000000\nNoNewPrivs:\t1\n", nil},
+		{"without no_new_privs", "Uid:\t65534\t65534\t65534\t65534\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\nNoNewPrivs:\t0\n", ErrPrivileged},
+		{"root uid", "Uid:\t0\t0\t0\t0\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\nNoNewPrivs:\t1\n", ErrPrivileged},
+		{"saved uid root", "Uid:\t1000\t1000\t0\t1000\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\nNoNewPrivs:\t1\n", ErrPrivileged},
+		{"capabilities", "Uid:\t1000\t1000\t1000\t1000\nCapPrm:\t0000000000000000\nCapEff:\t0000000000200000\nNoNewPrivs:\t1\n", ErrPrivileged},
+		{"ambient", "Uid:\t1000\t1000\t1000\t1000\nCapPrm:\t0\nCapEff:\t0\nCapAmb:\t0000000000000400\nNoNewPrivs:\t1\n", ErrPrivileged},
 		{"missing CapEff", "Uid:\t1000\t1000\t1000\t1000\nCapPrm:\t0\n", errAny},
 		{"garbage", "Uid:\tx\nCapEff:\tzz\n", errAny},
 	}
