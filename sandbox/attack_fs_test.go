@@ -289,3 +289,55 @@ echo h > /proc/sysrq-trigger && echo SYSRQ-WRITTEN; echo done`)
 		t.Errorf("oom_score_adj is not 1000 (sandboxes first for the host's OOM killer): %v", out)
 	}
 }
+
+// hostMountsUnder lists the host's mount points at or below any of dirs.
+func hostMountsUnder(t *testing.T, dirs ...string) []string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, l := range lines(string(b)) {
+		if f := strings.Fields(l); len(f) > 4 {
+			mp := unescapeMountinfo(f[4])
+			if slices.ContainsFunc(dirs, func(d string) bool { return isUnder(mp, d) }) {
+				out = append(out, mp)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestAttackNestedMountSymlink plants a symlink in mallory's workspace
+// where a second mount (a shared root below /work) will land: the
+// destination must resolve inside the container (runc's CVE-2021-30465
+// class), never on the host.
+func TestAttackNestedMountSymlink(t *testing.T) {
+	s := suite(t)
+	ws := s.workspace(t, "mallory2")
+	for _, target := range []string{"/etc", "../../../../../../etc", "/proc/self/root/etc"} {
+		t.Run(target, func(t *testing.T) {
+			link := filepath.Join(ws, "shared")
+			_ = os.RemoveAll(link)
+			if err := os.Symlink(target, link); err != nil {
+				t.Fatal(err)
+			}
+			defer os.Remove(link)
+			before := hostMountsUnder(t, "/etc", "/usr", "/root", "/proc")
+			o := runOpts{user: "mallory2", mounts: []policy.Mount{
+				{Root: "shared", Source: helperDir, Target: attackWorkTarget + "/shared", ReadOnly: true},
+			}}
+			out := s.run(t, o, "/bin/sh", "-c", "grep -c . /proc/self/mountinfo; ls /work/shared /etc | head -n 3")
+			after := hostMountsUnder(t, "/etc", "/usr", "/root", "/proc")
+			if !slices.Equal(before, after) {
+				t.Errorf("host mounts changed: before %v, after %v (run: %v)", before, after, out)
+			}
+			if _, err := os.Stat(filepath.Join("/etc", filepath.Base(helperDir))); err == nil {
+				t.Errorf("something was created in the host's /etc")
+			}
+			t.Logf("run: err=%v ended=%s", out.err, out.res.EndedBy)
+		})
+	}
+}
