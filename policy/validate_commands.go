@@ -49,7 +49,7 @@ func (l *loader) checkCommands() {
 		if cwd := l.commandCwd(d); cwd != "" {
 			if _, ok := l.roots[cwd]; !ok {
 				l.errAt(d.pf, d.path+".cwd", CodeUndefinedRoot, "root %q is not declared", cwd)
-			} else if profile != "" && !mounts[cwd] {
+			} else if _, ok := l.profiles[profile]; ok && !mounts[cwd] {
 				l.errAt(d.pf, d.path+".cwd", CodeUndefinedRoot, "cwd root %q is not mounted by profile %q", cwd, profile)
 			}
 		}
