@@ -191,3 +191,25 @@ func TestE2E(t *testing.T) {
 		}
 	})
 }
+
+// TestE2ESplit runs the whole split with the real sandbox: an unprivileged
+// front (this test binary, re-executed) runs echo through the executor,
+// then a front that dies with a job running leaves no container behind.
+func TestE2ESplit(t *testing.T) {
+	m := newRealSandbox(t)
+	fu, err := LookupFrontUser(DefaultFrontUser, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out := splitFrontWith(t, m, "echo")
+	if want := fmt.Sprintf("uid=%d exit=0 out=from front\n", fu.UID); code != 0 || out != want {
+		t.Errorf("echo through the split: got code %d output %q, want 0 and %q", code, out, want)
+	}
+	code, out = splitFrontWith(t, m, "die")
+	if code != 7 {
+		t.Errorf("dying front: got code %d (output %q), want 7", code, out)
+	}
+	if left := containerLeftovers(m.Config()); len(left) > 0 {
+		t.Errorf("containers left after the front died: %v", left)
+	}
+}

@@ -52,6 +52,14 @@ func testFrontMain() int {
 
 func splitFront(t *testing.T, mode string) (int, string, *procSandbox) {
 	t.Helper()
+	sb := newProcSandbox()
+	code, out := splitFrontWith(t, sb, mode)
+	return code, out, sb
+}
+
+// splitFrontWith runs Split with the given sandbox and a test front in mode.
+func splitFrontWith(t *testing.T, sb Sandbox, mode string) (int, string) {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		if os.Getenv("CI") == "" {
 			t.Skip("Split needs root")
@@ -63,14 +71,13 @@ func splitFront(t *testing.T, mode string) (int, string, *procSandbox) {
 		t.Fatal(err)
 	}
 	defer out.Close()
-	sb := newProcSandbox()
 	local := NewLocal(sb, loadPolicy(t), testLog(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	code, err := Split(ctx, SplitConfig{Local: local, AllowNobody: true, Args: []string{mode}, Stdout: out, Stderr: out, Log: testLog(t), ShutdownGrace: 5 * time.Second})
 	t.Logf("Split: code %d, error %v", code, err)
 	b, _ := os.ReadFile(out.Name())
-	return code, string(b), sb
+	return code, string(b)
 }
 
 func TestSplitEcho(t *testing.T) {
