@@ -95,7 +95,7 @@ type apiDoc struct {
 }
 
 var (
-	mdHeadingRe = regexp.MustCompile("^#{2,4} (GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS) (/\\S*)\\s*$")
+	mdHeadingRe = regexp.MustCompile(`^#{2,4} (GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS) (/\S*)\s*$`)
 	mdSummaryRe = regexp.MustCompile("^\\| `(GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS) (/[^`]*)` \\|")
 	mdErrorRe   = regexp.MustCompile("^\\| `([a-z_]+)` \\| ([0-9]{3}) \\|")
 )
