@@ -272,7 +272,7 @@ func fillExit(res *Result, st *os.ProcessState) {
 		res.ExitCode = st.ExitCode()
 	case ws.Signaled():
 		res.ExitCode = -1
-		res.Signal = unix.SignalName(ws.Signal())
+		res.Signal = signalName(ws.Signal())
 	default:
 		res.ExitCode = ws.ExitStatus()
 	}

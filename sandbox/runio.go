@@ -64,7 +64,7 @@ func (x *runIO) afterStart() {
 // receiveConsole takes the pty master the init sends over the console
 // socket.
 func (x *runIO) receiveConsole() error {
-	f, err := utils.RecvFile(x.consoleParent)
+	f, err := recvFile(x.consoleParent)
 	if err != nil {
 		return fmt.Errorf("receive console: %w", err)
 	}
@@ -181,4 +181,38 @@ func orDiscard(w io.Writer) io.Writer {
 		return io.Discard
 	}
 	return w
+}
+
+// recvFile receives one file descriptor (SCM_RIGHTS) from a unix socket:
+// the pty master libcontainer's init sends over the console socket.
+func recvFile(sock *os.File) (*os.File, error) {
+	buf := make([]byte, 4096)
+	oob := make([]byte, unix.CmsgSpace(4))
+	conn, err := sock.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var n, oobn int
+	var rerr error
+	if err := conn.Read(func(fd uintptr) bool {
+		n, oobn, _, _, rerr = unix.Recvmsg(int(fd), buf, oob, unix.MSG_CMSG_CLOEXEC)
+		return rerr != unix.EAGAIN
+	}); err != nil {
+		return nil, err
+	}
+	if rerr != nil {
+		return nil, fmt.Errorf("recvmsg: %w", rerr)
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(msgs) != 1 {
+		return nil, fmt.Errorf("console socket: want one control message, got %d (%v)", len(msgs), err)
+	}
+	fds, err := unix.ParseUnixRights(&msgs[0])
+	if err != nil || len(fds) != 1 {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		return nil, fmt.Errorf("console socket: want one fd, got %d (%v)", len(fds), err)
+	}
+	return os.NewFile(uintptr(fds[0]), string(buf[:n])), nil
 }
