@@ -472,3 +472,13 @@ func TestStateDirPlaceholderAndSource(t *testing.T) {
 		t.Errorf("got %+v, %v; want p.yaml:6:56", ref, ok)
 	}
 }
+
+func TestLoadCanceled(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "a.yaml"), minimalPolicy, 0o644)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Load(ctx, []string{dir}, LoadOptions{}); !errors.Is(err, context.Canceled) {
+		t.Errorf("got %v, want context.Canceled", err)
+	}
+}
