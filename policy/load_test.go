@@ -139,6 +139,7 @@ func TestLoadErrors(t *testing.T) {
 		{"path without roots", withCmd("    flags: [{names: [-x], type: path}]\n"), LoadOptions{}, CodeRequired, "roots"},
 		{"path undeclared root", withCmd("    flags: [{names: [-x], type: path, roots: [ws]}]\n"), LoadOptions{}, CodeUndefinedRoot, "ws"},
 		{"bad form", withCmd("    flags: [{names: [-x], type: text, forms: [glued]}]\n"), LoadOptions{}, CodeBadValue, "form"},
+		{"positional without type", withCmd("    positionals: {items: [{max_len: 3}]}\n"), LoadOptions{}, CodeBadValue, "positional needs"},
 		{"positional none", withCmd("    positionals: {items: [{type: none}]}\n"), LoadOptions{}, CodeBadValue, "positional needs"},
 		{"positional max without rest", withCmd("    positionals: {max: 3}\n"), LoadOptions{}, CodeBadValue, "no rest"},
 		{"positional min above max", withCmd("    positionals: {min: 2, max: 1, rest: {type: text}}\n"), LoadOptions{}, CodeBadValue, "above"},

@@ -258,7 +258,7 @@ func (l *loader) checkValue(gc grammarCtx, path string, v *FileValue, isFlag boo
 		l.errAt(gc.pf, path+"."+key, CodeBadValue, format, args...)
 	}
 	switch t {
-	case TypeNone:
+	case TypeNone, "":
 		if !isFlag {
 			bad("type", "a positional needs a value type")
 		}
