@@ -32,7 +32,7 @@
 // endpoint and code, and a test keeps them in sync with each other and with
 // the registered routes. Metrics (Metrics, MetricsHandler) are Prometheus
 // collectors on a caller-supplied registry, served on a separate listener or
-// behind role admin. docs/audit.md describes the audit line format.
+// behind the admin permission. docs/audit.md describes the audit line format.
 //
 // Only package cmd imports gateway; gateway imports policy and sandbox, never
 // the other way round.

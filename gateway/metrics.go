@@ -149,7 +149,7 @@ func NewMetricsRegistry() *prometheus.Registry {
 }
 
 // MetricsHandler serves reg in the Prometheus text (or OpenMetrics) format.
-// Mount it on the separate metrics listener, or behind role admin.
+// Mount it on the separate metrics listener, or behind the admin permission.
 func MetricsHandler(reg *prometheus.Registry) http.Handler {
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		Registry:            reg, // counts scrape errors as promhttp_metric_handler_errors_total
