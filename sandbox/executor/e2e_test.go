@@ -213,3 +213,32 @@ func TestE2ESplit(t *testing.T) {
 		t.Errorf("containers left after the front died: %v", left)
 	}
 }
+
+// TestE2EStalledFrontCannotHoldSandbox: a front that stops reading output
+// blocks the command (backpressure) only until the job's timeout, kill
+// grace and drain grace: then the executor ends the job and frees it.
+func TestE2EStalledFrontCannotHoldSandbox(t *testing.T) {
+	m := newRealSandbox(t)
+	h := newHarnessWith(t, m, me(), func(c *ServerConfig) { c.OutputDrainGrace = 300 * time.Millisecond })
+	c := h.client(t)
+	w := newStallWriter()
+	done := make(chan error, 1)
+	var res sandbox.Result
+	go func() {
+		var err error
+		_, res, err = c.Run(context.Background(), Job{ID: "e2e-stall", Request: req("yes"), Stdout: w, Timeout: 200 * time.Millisecond})
+		done <- err
+	}()
+	<-w.stalled
+	waitJobs(t, h.local, 0) // the executor let go while the front is still stalled
+	if left := containerLeftovers(m.Config()); len(left) > 0 {
+		t.Errorf("containers left while the front is stalled: %v", left)
+	}
+	close(w.release)
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if res.EndedBy != sandbox.EndedTimeout {
+		t.Errorf("ended by: got %q, want timeout", res.EndedBy)
+	}
+}

@@ -123,6 +123,7 @@ func (l *Local) Run(ctx context.Context, job Job) (*policy.Decision, sandbox.Res
 	spec := buildSpec(job, d, lj)
 	if job.Started != nil {
 		dc := d
+		dc.Profile = &spec.Profile // the limits that apply (clamped)
 		job.Started(&dc)
 	}
 	stop := l.forwardSignals(ctx, job, cancel)

@@ -23,6 +23,10 @@ const (
 	DefaultMaxJobs = 256
 	// DefaultStdinWindow is the stdin credit the executor grants per job.
 	DefaultStdinWindow = 64 << 10
+	// DefaultOutputDrainGrace is how long past a job's timeout and kill
+	// grace the executor waits for the front's credit before it drops the
+	// job's remaining output.
+	DefaultOutputDrainGrace = 10 * time.Second
 	// HandshakeTimeout bounds the wait for the peer's hello.
 	HandshakeTimeout = 10 * time.Second
 )
@@ -36,6 +40,8 @@ type ServerConfig struct {
 	MaxJobs int
 	// StdinWindow per job (default DefaultStdinWindow).
 	StdinWindow int
+	// OutputDrainGrace (default DefaultOutputDrainGrace): see attach.
+	OutputDrainGrace time.Duration
 	// ReloadRequests receives (without blocking) the front's requests to
 	// reload the policy from disk; nil ignores them.
 	ReloadRequests chan<- struct{}
@@ -57,6 +63,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	if cfg.MaxJobs <= 0 {
 		cfg.MaxJobs = DefaultMaxJobs
+	}
+	if cfg.OutputDrainGrace <= 0 {
+		cfg.OutputDrainGrace = DefaultOutputDrainGrace
 	}
 	if cfg.StdinWindow <= 0 || cfg.StdinWindow > MaxWindow {
 		cfg.StdinWindow = DefaultStdinWindow

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/execgate/execgate/policy"
 	"github.com/execgate/execgate/sandbox"
@@ -67,12 +69,9 @@ func (sc *serverConn) runJob(ctx context.Context, j *serverJob, m *startMsg) {
 		sc.sendError(j.num, errMsgFor(err))
 		return
 	}
-	job.Stdout = &streamWriter{ctx: ctx, c: j.stdout, w: sc.w, job: j.num, stream: streamStdout}
-	job.Stderr = &streamWriter{ctx: ctx, c: j.stderr, w: sc.w, job: j.num, stream: streamStderr}
-	job.Resize = j.resize
-	job.Signal = j.signal
-	job.Started = func(d *policy.Decision) { sc.sendStarted(j.num, d) }
+	stop := sc.attach(ctx, j, &job)
 	d, res, err := sc.srv.cfg.Local.Run(ctx, job)
+	stop()
 	if d == nil || !d.Allowed {
 		if err == nil {
 			err = fmt.Errorf("job %s: no decision: %w", job.ID, ErrInternal)
@@ -96,6 +95,36 @@ func (sc *serverConn) runJob(ctx context.Context, j *serverJob, m *startMsg) {
 	}
 	if err := sc.w.send(frame{Type: frameResult, Job: j.num, Payload: p}); err != nil {
 		sc.srv.log.Debug("send result", "request_id", job.ID, "error", err)
+	}
+}
+
+// attach connects the job's output, resize and signals to the wire. Output
+// waits for the front's credit, but not past the job's wall-clock limit
+// plus its kill grace plus OutputDrainGrace: a front that stops reading
+// cannot hold a finished sandbox (its remaining output is dropped).
+func (sc *serverConn) attach(ctx context.Context, j *serverJob, job *Job) (stop func()) {
+	wctx, wcancel := context.WithCancel(ctx)
+	var timer *time.Timer
+	var mu sync.Mutex
+	job.Stdout = &streamWriter{ctx: wctx, c: j.stdout, w: sc.w, job: j.num, stream: streamStdout}
+	job.Stderr = &streamWriter{ctx: wctx, c: j.stderr, w: sc.w, job: j.num, stream: streamStderr}
+	job.Resize = j.resize
+	job.Signal = j.signal
+	job.Started = func(d *policy.Decision) {
+		if d.Profile != nil {
+			mu.Lock()
+			timer = time.AfterFunc(d.Profile.Timeout+d.Profile.KillGrace+sc.srv.cfg.OutputDrainGrace, wcancel)
+			mu.Unlock()
+		}
+		sc.sendStarted(j.num, d)
+	}
+	return func() {
+		mu.Lock()
+		if timer != nil {
+			timer.Stop()
+		}
+		mu.Unlock()
+		wcancel()
 	}
 }
 
