@@ -182,3 +182,15 @@ func FuzzDiffSelf(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkDiffDefaultCodeRunner compares the two shipped policies.
+func BenchmarkDiffDefaultCodeRunner(b *testing.B) {
+	def := lintFixture(b, filepath.Join("..", "policies", "default.yaml"))
+	cr := lintFixture(b, filepath.Join("..", "policies", "code-runner.yaml"))
+	b.ReportAllocs()
+	for b.Loop() {
+		if len(Diff(def, cr)) == 0 {
+			b.Fatal("no difference")
+		}
+	}
+}

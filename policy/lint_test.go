@@ -318,3 +318,15 @@ func TestLintCatalogDocumented(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkLintDefault lints the shipped default policy (what a CI check
+// of a policy pull request pays).
+func BenchmarkLintDefault(b *testing.B) {
+	s := lintFixture(b, filepath.Join("..", "policies", "default.yaml"))
+	b.ReportAllocs()
+	for b.Loop() {
+		if got := Lint(s, LintOptions{}); len(got) != 0 {
+			b.Fatalf("findings: %v", got)
+		}
+	}
+}
