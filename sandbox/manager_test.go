@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/execgate/execgate/policy"
 )
 
@@ -58,6 +60,7 @@ func newTestManager(t testing.TB) *Manager {
 	t.Helper()
 	needSandbox(t)
 	cfg := testConfig(t)
+	before := goleak.IgnoreCurrent()
 	m, err := New(context.Background(), cfg, testLogger(t))
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -65,6 +68,10 @@ func newTestManager(t testing.TB) *Manager {
 	t.Cleanup(func() {
 		if err := m.Close(); err != nil {
 			t.Errorf("Close: %v", err)
+		}
+		// Every goroutine the Manager and its runs started has ended.
+		if err := goleak.Find(before); err != nil {
+			t.Errorf("goroutines left after Close: %v", err)
 		}
 		if left := leftoversOf(m.cfg); len(left) > 0 {
 			t.Errorf("leftovers after Close: %v", left)
