@@ -255,8 +255,18 @@ func sortedMapKeys(a, b map[string]string) []string {
 }
 
 // inherited is what an enclosing grammar's changes already explain: the
-// roles and deny entries that differ there.
-type inherited struct{ roles, deny []string }
+// roles and deny entries that differ there, and its old and new settings
+// (a subcommand that inherits a changed setting changes the same way).
+type inherited struct {
+	roles, deny []string
+	old, new    *Grammar
+}
+
+// sameAsParent reports whether a subcommand's setting moved exactly as its
+// parent's did, so the parent's line already says it.
+func sameAsParent[T comparable](up *inherited, get func(*Grammar) T, o, n *Grammar) bool {
+	return up.old != nil && get(o) == get(up.old) && get(n) == get(up.new)
+}
 
 // symDiff is every element in exactly one of two sorted lists.
 func symDiff(a, b []string) []string {
@@ -282,14 +292,22 @@ func (d *differ) grammar(o, n *Grammar, up *inherited) {
 	oldWho, newWho := who(d.old, o.Roles), who(d.new, n.Roles)
 	d.members(id, "role", oldWho, newWho, Loosened, up.roles)
 	d.members(id, "denied flag", o.Deny, n.Deny, Tightened, up.deny)
-	here := &inherited{roles: symDiff(oldWho, newWho), deny: symDiff(o.Deny, n.Deny)}
-	d.toggle(id, "end_of_options", o.EndOfOptions, n.EndOfOptions, func(v string) bool { return v != "" })
-	d.flagBool(id, "bundled short flags", o.Bundle, n.Bundle)
-	d.flagBool(id, "long-flag prefix matching", o.PrefixMatch, n.PrefixMatch)
-	if o.Order != n.Order {
+	here := &inherited{roles: symDiff(oldWho, newWho), deny: symDiff(o.Deny, n.Deny), old: o, new: n}
+	if !sameAsParent(up, func(g *Grammar) string { return g.EndOfOptions }, o, n) {
+		d.toggle(id, "end_of_options", o.EndOfOptions, n.EndOfOptions, func(v string) bool { return v != "" })
+	}
+	if !sameAsParent(up, func(g *Grammar) bool { return g.Bundle }, o, n) {
+		d.flagBool(id, "bundled short flags", o.Bundle, n.Bundle)
+	}
+	if !sameAsParent(up, func(g *Grammar) bool { return g.PrefixMatch }, o, n) {
+		d.flagBool(id, "long-flag prefix matching", o.PrefixMatch, n.PrefixMatch)
+	}
+	if o.Order != n.Order && !sameAsParent(up, func(g *Grammar) string { return g.Order }, o, n) {
 		d.add(Changed, id, "argv order %s -> %s", o.Order, n.Order)
 	}
-	d.limitsDiff(id, o.Limits, n.Limits)
+	if !sameAsParent(up, func(g *Grammar) Limits { return g.Limits }, o, n) {
+		d.limitsDiff(id, o.Limits, n.Limits)
+	}
 	d.flags(id, o.Flags, n.Flags)
 	d.positionals(id, o.Positionals, n.Positionals)
 	for _, osc := range o.Subcommands {

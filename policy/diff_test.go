@@ -194,3 +194,19 @@ func BenchmarkDiffDefaultCodeRunner(b *testing.B) {
 		}
 	}
 }
+
+// TestDiffInheritedOnce: a change on a command that its subcommands
+// inherit is reported on the command only.
+func TestDiffInheritedOnce(t *testing.T) {
+	got := Diff(diffFixture(t, "inherit_old.yaml"), diffFixture(t, "inherit_new.yaml"))
+	want := []Change{
+		{Loosened, "commands.git", "bundled short flags enabled"},
+		{Loosened, "commands.git", "long-flag prefix matching enabled"},
+		{Loosened, "commands.git", "role dev added"},
+		{Tightened, "commands.git", "denied flag --exec added"},
+		{Tightened, "commands.git", "max_args 64 -> 16"},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("got:\n%s\nwant:\n%s", renderDiff(t, got), renderDiff(t, want))
+	}
+}
