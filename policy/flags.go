@@ -105,7 +105,6 @@ type argScanner struct {
 	args  []string
 	i     int
 	flags []flagUse
-	tr    *tracer
 }
 
 // use records a matched flag (and traces it, without its value).

@@ -23,18 +23,3 @@ func within(p, dir string) bool {
 
 // overlaps reports whether a and b are equal or one contains the other.
 func overlaps(a, b string) bool { return within(a, b) || within(b, a) }
-
-// relWithin returns p relative to dir ("" for dir itself) when p is within
-// dir.
-func relWithin(p, dir string) (string, bool) {
-	if !within(p, dir) {
-		return "", false
-	}
-	if p == dir {
-		return "", true
-	}
-	if dir == "/" {
-		return p[1:], true
-	}
-	return p[len(dir)+1:], true
-}
