@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -21,6 +22,15 @@ import (
 // pids cgroup per run (cgroup v1, as on this machine).
 const bwrapCgroupParent = "execgate-bench-bwrap"
 
+// bwrapLeg is the prepared bubblewrap leg.
+type bwrapLeg struct {
+	bwrap, cgenter string
+	bpfPath        string
+	parents        []string // memory and pids cgroup parents
+	args           []string // bwrap's arguments
+	seq            atomic.Int64
+}
+
 // newBwrapLeg prepares the bubblewrap leg: the cgenter helper, a seccomp
 // BPF program exported by libseccomp for the native architecture, a
 // workspace owned by the sandbox uid, and cgroup parents. Each run creates
@@ -29,12 +39,12 @@ const bwrapCgroupParent = "execgate-bench-bwrap"
 // and /tmp, the workspace and the seccomp filter; then it removes the
 // cgroups. All of that is counted.
 func newBwrapLeg(t *testing.T) (benchLeg, error) {
-	bwrap, err := exec.LookPath("bwrap")
-	if err != nil {
+	var l bwrapLeg
+	var err error
+	if l.bwrap, err = exec.LookPath("bwrap"); err != nil {
 		return benchLeg{}, fmt.Errorf("bubblewrap not installed (scripts/bench-sandbox.sh installs it): %w", err)
 	}
-	cgenter, err := cgenterProgram.build()
-	if err != nil {
+	if l.cgenter, err = cgenterProgram.build(); err != nil {
 		return benchLeg{}, err
 	}
 	// Not t.TempDir: its parent is 0700, and bwrap runs as uid 65534.
@@ -43,39 +53,48 @@ func newBwrapLeg(t *testing.T) (benchLeg, error) {
 		return benchLeg{}, err
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		return benchLeg{}, err
+	if err := l.prepareDir(dir); err != nil {
+		return benchLeg{}, fmt.Errorf("prepare %s: %w", dir, err)
 	}
-	bpfPath := filepath.Join(dir, "filter.bpf")
-	if err := writeBenchBPF(bpfPath); err != nil {
-		return benchLeg{}, err
-	}
-	ws := filepath.Join(dir, "work")
-	if err := os.Mkdir(ws, 0o755); err != nil {
-		return benchLeg{}, err
-	}
-	if err := os.Chown(ws, 65534, 65534); err != nil {
-		return benchLeg{}, err
-	}
-	etc, err := writeBenchEtc(dir)
-	if err != nil {
-		return benchLeg{}, err
-	}
-	var parents []string
 	for _, ctrl := range []string{"memory", "pids"} {
 		p := filepath.Join("/sys/fs/cgroup", ctrl, bwrapCgroupParent)
 		if err := os.Mkdir(p, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 			return benchLeg{}, fmt.Errorf("create cgroup parent: %w", err)
 		}
-		parents = append(parents, p)
+		l.parents = append(l.parents, p)
 	}
-	t.Cleanup(func() {
-		for _, p := range parents {
-			_ = os.Remove(p)
-		}
-	})
+	t.Cleanup(func() { removeCgroups(l.parents) })
+	return benchLeg{
+		name: "bubblewrap",
+		what: "bwrap " + bwrapVersion(l.bwrap) + " started by a static helper that joins fresh memory (256 MiB) and " +
+			"pids (64) cgroups and drops to uid 65534; all namespaces, read-only /usr, fresh /proc /dev /tmp, " +
+			"bound workspace, the BPF of execgate's default seccomp profile; cgroups removed after each run",
+		run: l.run,
+	}, nil
+}
 
-	args := []string{
+// prepareDir writes the BPF program, the generated /etc files and the
+// workspace under dir, and the bwrap arguments that use them.
+func (l *bwrapLeg) prepareDir(dir string) error {
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return err
+	}
+	l.bpfPath = filepath.Join(dir, "filter.bpf")
+	if err := writeBenchBPF(l.bpfPath); err != nil {
+		return err
+	}
+	ws := filepath.Join(dir, "work")
+	if err := os.Mkdir(ws, 0o755); err != nil {
+		return err
+	}
+	if err := os.Chown(ws, attackUID, attackUID); err != nil {
+		return err
+	}
+	etc, err := writeBenchEtc(dir)
+	if err != nil {
+		return err
+	}
+	l.args = []string{
 		"--unshare-all", "--die-with-parent", "--new-session", "--clearenv",
 		"--setenv", "PATH", "/usr/bin:/bin",
 		"--uid", "65534", "--gid", "65534",
@@ -93,48 +112,43 @@ func newBwrapLeg(t *testing.T) (benchLeg, error) {
 		"--seccomp", "3",
 		"/bin/true",
 	}
-	var seq atomic.Int64
-	run := func(ctx context.Context) error {
-		n := strconv.FormatInt(seq.Add(1), 10)
-		var cgs []string
-		defer func() { removeCgroups(cgs) }()
-		for _, p := range parents {
-			cg := filepath.Join(p, "run-"+n)
-			if err := os.Mkdir(cg, 0o755); err != nil {
-				return fmt.Errorf("create cgroup: %w", err)
-			}
-			cgs = append(cgs, cg)
+	return nil
+}
+
+// run is one bubblewrap run, cgroups created and removed included.
+func (l *bwrapLeg) run(ctx context.Context) error {
+	n := strconv.FormatInt(l.seq.Add(1), 10)
+	var cgs []string
+	defer func() { removeCgroups(cgs) }()
+	for _, p := range l.parents {
+		cg := filepath.Join(p, "run-"+n)
+		if err := os.Mkdir(cg, 0o755); err != nil {
+			return fmt.Errorf("create cgroup: %w", err)
 		}
-		if err := os.WriteFile(filepath.Join(cgs[0], "memory.limit_in_bytes"), []byte("268435456"), 0); err != nil {
-			return fmt.Errorf("memory limit: %w", err)
-		}
-		if err := os.WriteFile(filepath.Join(cgs[1], "pids.max"), []byte("64"), 0); err != nil {
-			return fmt.Errorf("pids limit: %w", err)
-		}
-		bpf, err := os.Open(bpfPath)
-		if err != nil {
-			return err
-		}
-		defer bpf.Close()
-		argv := append([]string{"65534", "65534"}, cgs...)
-		argv = append(argv, "--", bwrap)
-		argv = append(argv, args...)
-		cmd := exec.CommandContext(ctx, cgenter, argv...)
-		cmd.ExtraFiles = []*os.File{bpf}
-		cmd.Env = []string{}
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("bwrap: %w: %s", err, out)
-		}
-		return nil
+		cgs = append(cgs, cg)
 	}
-	return benchLeg{
-		name: "bubblewrap",
-		what: "bwrap " + bwrapVersion(bwrap) + " started by a static helper that joins fresh memory (256 MiB) and " +
-			"pids (64) cgroups and drops to uid 65534; all namespaces, read-only /usr, fresh /proc /dev /tmp, " +
-			"bound workspace, the BPF of execgate's default seccomp profile; cgroups removed after each run",
-		run: run,
-	}, nil
+	if err := os.WriteFile(filepath.Join(cgs[0], "memory.limit_in_bytes"), []byte("268435456"), 0); err != nil {
+		return fmt.Errorf("memory limit: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(cgs[1], "pids.max"), []byte("64"), 0); err != nil {
+		return fmt.Errorf("pids limit: %w", err)
+	}
+	bpf, err := os.Open(l.bpfPath)
+	if err != nil {
+		return err
+	}
+	defer bpf.Close()
+	argv := append([]string{"65534", "65534"}, cgs...)
+	argv = append(argv, "--", l.bwrap)
+	argv = append(argv, l.args...)
+	cmd := exec.CommandContext(ctx, l.cgenter, argv...)
+	cmd.ExtraFiles = []*os.File{bpf}
+	cmd.Env = []string{}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("bwrap: %w: %s", err, out)
+	}
+	return nil
 }
 
 // removeCgroups removes per-run cgroup directories; the last process may
@@ -155,14 +169,7 @@ func bwrapVersion(bwrap string) string {
 	if err != nil {
 		return "?"
 	}
-	return string(trimSpace(out))
-}
-
-func trimSpace(b []byte) []byte {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == ' ') {
-		b = b[:len(b)-1]
-	}
-	return b
+	return string(bytes.TrimSpace(out))
 }
 
 // writeBenchEtc writes the generated /etc files a sandbox gets.
