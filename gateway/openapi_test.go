@@ -14,6 +14,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -343,5 +344,115 @@ func TestAPIDocsMatchRegisteredRoutes(t *testing.T) {
 	}
 	for _, r := range diffSets(documented, routes) {
 		t.Errorf("%s is documented but the server does not register it", r)
+	}
+}
+
+// structJSONFields returns the JSON names of the fields of the struct type
+// typeName declared in the Go package in dir (parsed, not compiled, so a
+// renamed type fails this test instead of the package's build).
+func structJSONFields(t *testing.T, dir, typeName string) (map[string]bool, bool) {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fset := token.NewFileSet()
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, parser.SkipObjectResolution)
+		if err != nil {
+			t.Fatalf("parse %s: %v", name, err)
+		}
+		for _, decl := range f.Decls {
+			gd, ok := decl.(*ast.GenDecl)
+			if !ok || gd.Tok != token.TYPE {
+				continue
+			}
+			for _, spec := range gd.Specs {
+				ts := spec.(*ast.TypeSpec)
+				st, ok := ts.Type.(*ast.StructType)
+				if !ok || ts.Name.Name != typeName {
+					continue
+				}
+				out := map[string]bool{}
+				for _, field := range st.Fields.List {
+					if field.Tag == nil {
+						continue
+					}
+					tag, _ := strconv.Unquote(field.Tag.Value)
+					jsonName, _, _ := strings.Cut(reflect.StructTag(tag).Get("json"), ",")
+					if jsonName != "" && jsonName != "-" {
+						out[jsonName] = true
+					}
+				}
+				return out, true
+			}
+		}
+	}
+	return nil, false
+}
+
+// schemaProperties returns the property names of components.schemas.name
+// (path continues into nested properties, e.g. "Error", "error").
+func schemaProperties(t *testing.T, doc map[string]any, name string, path ...string) map[string]bool {
+	t.Helper()
+	node, _ := doc["components"].(map[string]any)["schemas"].(map[string]any)[name].(map[string]any)
+	for _, p := range path {
+		props, _ := node["properties"].(map[string]any)
+		node, _ = props[p].(map[string]any)
+	}
+	props, _ := node["properties"].(map[string]any)
+	out := map[string]bool{}
+	for k := range props {
+		out[k] = true
+	}
+	return out
+}
+
+// TestAPIDocsBodiesMatchCode compares the JSON fields of the request and
+// response types with the OpenAPI schemas that describe them.
+func TestAPIDocsBodiesMatchCode(t *testing.T) {
+	data, err := os.ReadFile(openAPIFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		dir, goType, schema string
+		path                []string
+	}{
+		{".", "execRequest", "ExecRequest", nil},
+		{".", "execResponse", "ExecResponse", nil},
+		{".", "checkResponse", "CheckResponse", nil},
+		{".", "limitsView", "Limits", nil},
+		{".", "healthResponse", "HealthResponse", nil},
+		{".", "sessionInfo", "SessionInfo", nil},
+		{".", "tokenRequest", "TokenRequest", nil},
+		{".", "tokenResponse", "TokenResponse", nil},
+		{".", "errorDetail", "Error", []string{"error"}},
+		{"../policy", "CommandInfo", "CommandInfo", nil},
+		{"../policy", "FlagInfo", "FlagInfo", nil},
+		{"../policy", "PositionalsInfo", "PositionalsInfo", nil},
+		{"../policy", "Value", "Value", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.goType, func(t *testing.T) {
+			code, ok := structJSONFields(t, tt.dir, tt.goType)
+			if !ok {
+				t.Fatalf("type %s not found in %s: the API body changed; update docs/openapi.yaml, docs/api.md and this table", tt.goType, tt.dir)
+			}
+			documented := schemaProperties(t, doc, tt.schema, tt.path...)
+			for _, f := range diffSets(code, documented) {
+				t.Errorf("%s.%s (json %q) is not in openapi.yaml schema %s", tt.goType, f, f, tt.schema)
+			}
+			for _, f := range diffSets(documented, code) {
+				t.Errorf("openapi.yaml schema %s property %q is not a field of %s", tt.schema, f, tt.goType)
+			}
+		})
 	}
 }
