@@ -242,3 +242,23 @@ func TestE2EStalledFrontCannotHoldSandbox(t *testing.T) {
 		t.Errorf("ended by: got %q, want timeout", res.EndedBy)
 	}
 }
+
+// TestE2ETerminal runs a command on a terminal through the socket: input
+// goes through the line discipline (echoed), ^D ends it, and the output of
+// a terminal arrives on stdout only.
+func TestE2ETerminal(t *testing.T) {
+	m := newRealSandbox(t)
+	c := newHarnessWith(t, m, me()).client(t)
+	r := req("cattty")
+	r.TTY = true
+	resize := make(chan sandbox.WindowSize, 1)
+	resize <- sandbox.WindowSize{Rows: 40, Cols: 100}
+	var out, errb bytes.Buffer
+	_, res, err := c.Run(context.Background(), Job{ID: "e2e-tty", Request: r, Stdin: strings.NewReader("hello\n\x04"), Stdout: &out, Stderr: &errb, Resize: resize})
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if res.ExitCode != 0 || !strings.Contains(out.String(), "hello\r\nhello\r\n") || errb.Len() != 0 {
+		t.Errorf("got exit %d stdout %q stderr %q, want 0, the echoed and the copied line, no stderr", res.ExitCode, out.String(), errb.String())
+	}
+}
