@@ -134,4 +134,3 @@ func FuzzNetRules(f *testing.F) {
 		_ = rateKey(ip)
 	})
 }
-
