@@ -125,6 +125,13 @@ func validateSpec(s *Spec) error {
 	if !filepath.IsAbs(s.Cwd) || filepath.Clean(s.Cwd) != s.Cwd {
 		return &SpecError{Field: "cwd", Reason: fmt.Sprintf("%q: want a clean absolute path", s.Cwd)}
 	}
+	for i, a := range s.Mounts {
+		for _, b := range s.Mounts[i+1:] {
+			if isUnder(a.Target, b.Target) || isUnder(b.Target, a.Target) {
+				return &SpecError{Field: "mount target", Reason: fmt.Sprintf("%q and %q overlap", a.Target, b.Target)}
+			}
+		}
+	}
 	if s.TTY && !s.Profile.TTY {
 		return &SpecError{Field: "tty", Reason: fmt.Sprintf("profile %q does not allow a terminal", s.Profile.Name)}
 	}

@@ -284,6 +284,12 @@ func TestRunRefusals(t *testing.T) {
 			s.Mounts = []policy.Mount{{Source: "/usr/share", Target: "/etc/x", ReadOnly: true}}
 		}, ErrBadSpec},
 		{"unknown seccomp", func(s *Spec) { s.Profile.Seccomp = "nope" }, ErrSeccompProfile},
+		{"nested targets", func(s *Spec) {
+			s.Mounts = []policy.Mount{{Source: "/usr/share", Target: "/data", ReadOnly: true}, {Source: "/usr/lib", Target: "/data/lib", ReadOnly: true}}
+		}, ErrBadSpec},
+		{"symlinked source", func(s *Spec) {
+			s.Mounts = []policy.Mount{{Source: "/bin", Target: "/data", ReadOnly: true}}
+		}, ErrBadSpec},
 		{"disk full", func(s *Spec) { m.cfg.MinFreeBytes = 1 << 62 }, ErrDiskFull},
 	}
 	for _, tt := range tests {
