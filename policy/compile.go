@@ -194,6 +194,15 @@ func (l *loader) compileGrammar(pf *parsedFile, path, name string, g *FileGramma
 	if len(g.Roles) > 0 {
 		out.Roles = sortedCopy(g.Roles)
 	}
+	out.denyRef = make(map[string]RuleRef, len(out.Deny))
+	for k, v := range parent.denyRef {
+		out.denyRef[k] = v
+	}
+	for i, n := range g.Deny {
+		if _, ok := out.denyRef[n]; !ok {
+			out.denyRef[n] = ruleRef(pf, fmt.Sprintf("%s.deny[%d]", path, i))
+		}
+	}
 	if g.EndOfOptions != nil {
 		out.EndOfOptions = *g.EndOfOptions
 		if out.EndOfOptions == "none" {

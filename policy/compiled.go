@@ -94,7 +94,8 @@ type Grammar struct {
 	Subcommands  []*Subcommand `json:"subcommands,omitempty"` // sorted by name
 	Rule         RuleRef       `json:"-"`
 
-	index *flagIndex
+	index   *flagIndex
+	denyRef map[string]RuleRef // deny entry -> where it is written (here or above)
 }
 
 // Subcommand is a compiled git-style subcommand.

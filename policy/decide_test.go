@@ -433,8 +433,11 @@ func TestDecideTraceOnDenial(t *testing.T) {
 		t.Fatalf("got %s with trace %+v, want flag_denied with a trace", d.Reason, d.Trace)
 	}
 	last := d.Trace[len(d.Trace)-1]
-	if last.Outcome != "deny" || last.Rule.ID != "commands.git.subcommands.log" {
-		t.Errorf("got last step %+v, want a deny at commands.git.subcommands.log", last)
+	if last.Outcome != "deny" || last.Rule.ID != "commands.git.deny[1]" || last.Rule.Line != 79 {
+		t.Errorf("got last step %+v, want a deny at the deny entry commands.git.deny[1] (line 79)", last)
+	}
+	if d.Rule != last.Rule {
+		t.Errorf("got decision rule %+v, want %+v", d.Rule, last.Rule)
 	}
 	if strings.Contains(d.Message, "upload") {
 		t.Errorf("message %q reveals the policy", d.Message)

@@ -8,13 +8,13 @@ import (
 // flagIndex resolves a client's spelling of a flag the way GNU getopt
 // would: exact names, unique long prefixes, short clusters.
 type flagIndex struct {
-	exact map[string]*Flag // every allowed spelling
-	deny  map[string]bool  // every denied spelling
-	longs []string         // sorted long names, allowed and denied
+	exact map[string]*Flag   // every allowed spelling
+	deny  map[string]RuleRef // every denied spelling -> the deny entry
+	longs []string           // sorted long names, allowed and denied
 }
 
 func newFlagIndex(g *Grammar) *flagIndex {
-	ix := &flagIndex{exact: map[string]*Flag{}, deny: map[string]bool{}}
+	ix := &flagIndex{exact: map[string]*Flag{}, deny: map[string]RuleRef{}}
 	seen := map[string]bool{}
 	addLong := func(n string) {
 		if strings.HasPrefix(n, "--") && !seen[n] {
@@ -29,7 +29,7 @@ func newFlagIndex(g *Grammar) *flagIndex {
 		}
 	}
 	for _, n := range g.Deny {
-		ix.deny[n] = true
+		ix.deny[n] = g.denyRef[n]
 		addLong(n)
 	}
 	sort.Strings(ix.longs)
@@ -40,20 +40,20 @@ func newFlagIndex(g *Grammar) *flagIndex {
 // why not: exact denied, exact allowed, then prefixes (a prefix of any
 // denied name is denied even if it is ambiguous, so "--upload-pa" is
 // caught whether or not prefix matching is on).
-func (ix *flagIndex) resolveLong(name string, prefixMatch bool) (*Flag, ReasonCode) {
-	if ix.deny[name] {
-		return nil, ReasonFlagDenied
+func (ix *flagIndex) resolveLong(name string, prefixMatch bool) (*Flag, ReasonCode, string) {
+	if _, ok := ix.deny[name]; ok {
+		return nil, ReasonFlagDenied, name
 	}
 	if f, ok := ix.exact[name]; ok {
-		return f, ""
+		return f, "", ""
 	}
 	i := sort.SearchStrings(ix.longs, name)
 	var cand *Flag
 	n := 0
 	for ; i < len(ix.longs) && strings.HasPrefix(ix.longs[i], name); i++ {
 		full := ix.longs[i]
-		if ix.deny[full] {
-			return nil, ReasonFlagDenied
+		if _, ok := ix.deny[full]; ok {
+			return nil, ReasonFlagDenied, full
 		}
 		if f := ix.exact[full]; f != cand {
 			cand = f
@@ -61,9 +61,9 @@ func (ix *flagIndex) resolveLong(name string, prefixMatch bool) (*Flag, ReasonCo
 		}
 	}
 	if !prefixMatch || n != 1 {
-		return nil, ReasonFlagNotAllowed
+		return nil, ReasonFlagNotAllowed, ""
 	}
-	return cand, ""
+	return cand, "", ""
 }
 
 // flagUse is one matched flag with its value.
@@ -126,6 +126,11 @@ func (sc *argScanner) deny(reason ReasonCode, detail string) *fail {
 	return &fail{reason: reason, detail: detail, rule: sc.g.Rule}
 }
 
+// denied is a flag_denied failure pointing at the deny entry that fired.
+func (sc *argScanner) denied(name string) *fail {
+	return &fail{reason: ReasonFlagDenied, detail: "denied flag " + name, rule: sc.g.index.deny[name]}
+}
+
 // scanFlag consumes the flag at sc.args[sc.i] (and its separate value).
 func (sc *argScanner) scanFlag() *fail {
 	a := sc.args[sc.i]
@@ -141,7 +146,10 @@ func (sc *argScanner) scanLong(a string) *fail {
 	if !isFlagWord(name[2:]) {
 		return sc.deny(ReasonFlagNotAllowed, "malformed long flag")
 	}
-	f, why := sc.g.index.resolveLong(name, sc.g.PrefixMatch)
+	f, why, denied := sc.g.index.resolveLong(name, sc.g.PrefixMatch)
+	if denied != "" {
+		return sc.denied(denied)
+	}
 	if why != "" {
 		return sc.deny(why, "long flag "+name)
 	}
@@ -186,8 +194,8 @@ func (sc *argScanner) takeValue(f *Flag, v string) *fail {
 func (sc *argScanner) scanShort(a string) *fail {
 	ix := sc.g.index
 	word, _, _ := strings.Cut(a, "=")
-	if ix.deny[a] || ix.deny[word] {
-		return sc.deny(ReasonFlagDenied, "flag "+word)
+	if _, ok := ix.deny[word]; ok {
+		return sc.denied(word)
 	}
 	if f, ok := ix.exact[a]; ok {
 		if f.Value.Type == TypeNone {
@@ -209,8 +217,8 @@ func (sc *argScanner) scanCluster(a string) *fail {
 		if !isFlagChar(c) {
 			return sc.deny(ReasonFlagNotAllowed, "malformed short flag")
 		}
-		if ix.deny[name] {
-			return sc.deny(ReasonFlagDenied, "short flag "+name)
+		if _, ok := ix.deny[name]; ok {
+			return sc.denied(name)
 		}
 		f, ok := ix.exact[name]
 		if !ok {
