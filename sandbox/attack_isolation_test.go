@@ -12,11 +12,16 @@ import (
 	"github.com/execgate/execgate/policy"
 )
 
-// TestAttackConcurrentIsolation runs bob's long command and, while it
-// runs, lets alice look for it (/proc, her workspace) and signal the host:
-// another run's processes and the host's pids are out of reach.
+// TestAttackConcurrentIsolation runs bob's long command (which also makes
+// a System V shared memory segment and message queue) and, while it runs,
+// lets alice look for it in /proc and in IPC, and signal the host: another
+// run's processes and IPC objects and the host's pids are out of reach.
 func TestAttackConcurrentIsolation(t *testing.T) {
 	s := suite(t)
+	// Control: inside one run, an IPC object is visible to its maker.
+	if out := s.sh(t, runOpts{user: "carol"}, "ipcmk -M 4096 >/dev/null && ipcs -m | grep -c '^0x'"); strings.TrimSpace(out.stdout) != "1" {
+		t.Fatalf("control: System V IPC does not work inside a sandbox: %v", out)
+	}
 	marker := leftoverMarker + "5"
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -24,7 +29,8 @@ func TestAttackConcurrentIsolation(t *testing.T) {
 	wg.Go(func() {
 		spec := Spec{
 			ID: fmt.Sprintf("atk-%d-%d", os.Getpid(), runSeq.Add(1)), Subject: "bob",
-			Argv: []string{"/bin/sleep", marker}, Env: []string{"PATH=/usr/bin:/bin"}, Cwd: "/",
+			Argv: []string{"/bin/sh", "-c", "ipcmk -M 4096 >/dev/null; ipcmk -Q >/dev/null; exec sleep " + marker},
+			Env:  []string{"PATH=/usr/bin:/bin"}, Cwd: "/",
 			Profile: attackProfile(),
 		}
 		_, _ = s.mgr.Run(ctx, spec)
@@ -41,7 +47,7 @@ func TestAttackConcurrentIsolation(t *testing.T) {
 	}
 	host := os.Getpid()
 	script := fmt.Sprintf(`cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\0' ' '; echo; echo "NPROC=$(ls /proc | grep -c '^[0-9]')"
-kill -0 %d 2>&1 || echo HOST-PID-UNREACHABLE; echo done; grep -E '^Sig(Ign|Blk)' /proc/self/status`, host)
+kill -0 %d 2>&1 || echo HOST-PID-UNREACHABLE; ipcs -m -q | grep -c '^0x' | sed 's/^/IPC=/'; echo done`, host)
 	out := s.sh(t, runOpts{user: "alice"}, script)
 	cancel()
 	wg.Wait()
@@ -51,13 +57,15 @@ kill -0 %d 2>&1 || echo HOST-PID-UNREACHABLE; echo done; grep -E '^Sig(Ign|Blk)'
 	if !strings.Contains(out.stdout, "HOST-PID-UNREACHABLE") {
 		t.Errorf("a host pid (%d) answered a signal from inside: %v", host, out)
 	}
+	if !strings.Contains(out.stdout, "IPC=0") {
+		t.Errorf("alice sees System V IPC objects (bob made a shared memory segment and a queue): %v", out)
+	}
 	// sh, cat, tr and ls at most: the shell's own pipeline.
 	for _, l := range lines(out.stdout) {
 		if n, ok := strings.CutPrefix(l, "NPROC="); ok && len(n) != 1 {
 			t.Errorf("alice's /proc lists %s processes, want only her own few: %v", n, out)
 		}
 	}
-	t.Log(out.stdout)
 }
 
 // TestAttackDiskFill fills /tmp, the workspace (with a size cap) and one
