@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 
 	"github.com/opencontainers/cgroups"
@@ -31,9 +32,10 @@ const (
 	// with ErrDiskFull, so no user can fill the disk that the state (and
 	// typically the audit log) lives on.
 	DefaultMinFreeBytes = 512 << 20
-	// DefaultStarters is the number of OS-thread-locked goroutines that
-	// start containers (trap 6: ParentDeathSignal belongs to the thread
-	// that forked the init, so that thread must outlive the container).
+	// DefaultStarters is the least number of OS-thread-locked goroutines
+	// that start containers (trap 6: ParentDeathSignal belongs to the
+	// thread that forked the init, so that thread must outlive the
+	// container); the default is the larger of it and twice the CPUs.
 	DefaultStarters = 4
 	// DefaultSandboxUID and DefaultSandboxGID are the unprivileged ids a
 	// profile without its own runs as (nobody/nogroup).
@@ -70,7 +72,8 @@ type Config struct {
 	// CgroupVersion is 1 or 2; 0 detects it from the host. Only the
 	// container configuration depends on it (v2 cannot run on a v1 host).
 	CgroupVersion int
-	// Starters is the number of thread-locked starter goroutines (default 4).
+	// Starters is the number of thread-locked starter goroutines, i.e. of
+	// concurrent container starts (default max(4, 2*CPUs)).
 	Starters int
 	// WorkspaceImageRoot holds the per-user file system images that
 	// enforce Profile.WorkspaceBytes (default <StateRoot>/images; set it to
@@ -96,7 +99,7 @@ func (cfg Config) withDefaults() (Config, error) {
 		cfg.MinFreeBytes = DefaultMinFreeBytes
 	}
 	if cfg.Starters <= 0 {
-		cfg.Starters = DefaultStarters
+		cfg.Starters = max(DefaultStarters, 2*runtime.NumCPU())
 	}
 	if cfg.CgroupVersion == 0 {
 		cfg.CgroupVersion = detectCgroupVersion()

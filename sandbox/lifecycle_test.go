@@ -3,11 +3,13 @@ package sandbox
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -167,4 +169,23 @@ func TestNoGoroutineLeak(t *testing.T) {
 		t.Fatal(err)
 	}
 	removeCgroupParents(m.cfg.CgroupParent)
+}
+
+func TestIsTransientStart(t *testing.T) {
+	tests := []struct {
+		err  error
+		want bool
+	}{
+		{syscall.EPIPE, true},
+		{fmt.Errorf("run init: %w", &os.SyscallError{Syscall: "write", Err: syscall.EPIPE}), true},
+		{errors.New("unable to start container process: read init-p: got 0 of 4 bytes"), true},
+		{errors.New("write sync: broken pipe"), true},
+		{errors.New("exec: \"/nope\": stat /nope: no such file or directory"), false},
+		{errors.New("permission denied"), false},
+	}
+	for _, tt := range tests {
+		if got := isTransientStart(tt.err); got != tt.want {
+			t.Errorf("%v: got %v, want %v", tt.err, got, tt.want)
+		}
+	}
 }
