@@ -227,6 +227,60 @@ func TestAuditFollowsPath(t *testing.T) {
 	}
 }
 
+// TestAuditRotateUnderLoad rotates (rename + Reopen) while many goroutines
+// record: every acknowledged line is in exactly one of the files, once.
+func TestAuditRotateUnderLoad(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "audit.log")
+	a := newTestAuditor(t, path)
+	const workers, each, rotations = 16, 60, 5
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*each)
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				if err := a.Record(context.Background(), Event{Type: EventDecision, RequestID: fmt.Sprintf("%d-%d", w, i)}); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	for r := range rotations {
+		time.Sleep(2 * time.Millisecond)
+		if err := os.Rename(path, fmt.Sprintf("%s.%d", path, r)); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Reopen(); err != nil {
+			t.Fatalf("Reopen: %v", err)
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("Record: %v", err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	files, err := filepath.Glob(path + "*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for _, f := range files {
+		for _, m := range readLines(t, f) {
+			seen[m["request_id"].(string)]++
+		}
+	}
+	for w := range workers {
+		for i := range each {
+			if id := fmt.Sprintf("%d-%d", w, i); seen[id] != 1 {
+				t.Errorf("line %s found %d times across %d files, want 1", id, seen[id], len(files))
+			}
+		}
+	}
+}
+
 func TestAuditDevFullFails(t *testing.T) {
 	if _, err := os.Stat("/dev/full"); err != nil {
 		if os.Getenv("CI") == "" {
