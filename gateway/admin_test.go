@@ -234,3 +234,26 @@ func TestShutdownLetsShortRunsFinish(t *testing.T) {
 		t.Errorf("run within the grace: got %d %s, want exit 0", run.status, run.body)
 	}
 }
+
+func TestMetricsListeners(t *testing.T) {
+	reg := NewMetricsRegistry()
+	env := startServer(t, func(cfg *Config, d *Deps) {
+		d.Registry, d.Metrics = reg, NewMetrics(reg)
+		cfg.MetricsListen = "" // behind the admin permission on the API listener
+	})
+	if r := env.do("GET", "/metrics", env.token("alice", "viewer"), nil); r.status != 403 {
+		t.Errorf("/metrics as viewer: got %d, want 403", r.status)
+	}
+	env.do("POST", "/v1/exec/check", env.token("alice", "viewer"), map[string]any{"command": "nope"})
+	r := env.do("GET", "/metrics", env.token("root", "admin"), nil)
+	if r.status != 200 || !bytes.Contains(r.body, []byte(`reason="unknown_command"`)) {
+		t.Errorf("/metrics as admin: got %d, want 200 with the denial counted:\n%.400s", r.status, r.body)
+	}
+	stopping := env.srv.Stopping()
+	env.stop()
+	select {
+	case <-stopping:
+	default:
+		t.Error("Stopping not closed at shutdown")
+	}
+}

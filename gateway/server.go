@@ -81,7 +81,16 @@ type Server struct {
 	engine  *gin.Engine
 	httpSrv *http.Server
 	closers []func() error
+
+	// stopping is closed when shutdown begins (http.Server.RegisterOnShutdown):
+	// hijacked, long-lived connections (WebSocket) select on Stopping and
+	// close themselves, since Shutdown does not wait for or close them.
+	stopping chan struct{}
+	stopOnce sync.Once
 }
+
+// Stopping is closed when the server starts shutting down.
+func (s *Server) Stopping() <-chan struct{} { return s.stopping }
 
 var ginMode sync.Once
 
@@ -94,7 +103,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	if deps.Runner == nil || deps.Audit == nil || deps.Logger == nil || deps.LoadPolicy == nil {
 		return nil, errors.New("gateway: Runner, Audit, Logger and LoadPolicy are required")
 	}
-	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, audit: deps.Audit, metrics: deps.Metrics, started: time.Now()}
+	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, audit: deps.Audit, metrics: deps.Metrics, started: time.Now(), stopping: make(chan struct{})}
 	if err := s.initAuth(); err != nil {
 		return nil, err
 	}
@@ -213,6 +222,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
+	s.httpSrv.RegisterOnShutdown(func() { s.stopOnce.Do(func() { close(s.stopping) }) })
 	if s.cfg.TLS.CertFile != "" {
 		s.httpSrv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
