@@ -56,12 +56,15 @@ func FuzzDecide(f *testing.F) {
 		{"echo", "\x1b[31m", "\u009b", "\xff", ""},
 	}
 	for i, sd := range seeds {
-		f.Add(false, "", sd[0], sd[1], sd[2], sd[3], sd[4], "", uint8(i))
+		f.Add(false, "", sd[0], sd[1], sd[2], sd[3], sd[4], "", uint8(i), "", "")
 	}
-	f.Add(true, "git log -n 5 -- src", "", "", "", "", "", "src", uint8(1))
-	f.Add(true, "ls '../alice2'", "", "", "", "", "", "", uint8(1))
-	f.Fuzz(func(t *testing.T, useCmdline bool, cmdline, cmd, a1, a2, a3, a4, cwd string, role uint8) {
+	f.Add(true, "git log -n 5 -- src", "", "", "", "", "", "src", uint8(1), "TZ", "UTC")
+	f.Add(true, "ls '../alice2'", "", "", "", "", "", "", uint8(1), "LD_PRELOAD", "/x.so")
+	f.Fuzz(func(t *testing.T, useCmdline bool, cmdline, cmd, a1, a2, a3, a4, cwd string, role uint8, envKey, envVal string) {
 		req := Request{Subject: "alice", Roles: roleSets[int(role)%len(roleSets)], Cwd: cwd}
+		if envKey != "" {
+			req.Env = map[string]string{envKey: envVal}
+		}
 		if useCmdline {
 			req.Cmdline = cmdline
 		} else {
@@ -84,6 +87,14 @@ func FuzzDecide(f *testing.F) {
 		}
 		checkAllowedInvariants(t, s, d)
 		checkPathsInside(t, s, dir, d)
+		for _, kv := range d.Env {
+			if checkChars(kv, false) != "" {
+				t.Fatalf("allowed env entry %q has a control character", kv)
+			}
+		}
+		if envKey != "" && envKey != "TZ" {
+			t.Fatalf("client variable %q allowed", envKey)
+		}
 	})
 }
 
