@@ -139,11 +139,12 @@ func attackProfile() policy.Profile {
 
 // runOpts changes one run's spec.
 type runOpts struct {
-	user    string                // workspace owner, default "alice"
-	profile func(*policy.Profile) // profile changes
-	mounts  []policy.Mount        // extra mounts
-	stdout  io.Writer             // default: captured
-	tty     bool                  // ask for a terminal (the profile must allow it)
+	user       string                // workspace owner, default "alice"
+	profile    func(*policy.Profile) // profile changes
+	mounts     []policy.Mount        // extra mounts
+	stdout     io.Writer             // default: captured
+	tty        bool                  // ask for a terminal (the profile must allow it)
+	concurrent bool                  // other runs are live: skip the per-run leftover check
 }
 
 // runOutcome is what a run produced.
@@ -193,6 +194,11 @@ func (s *attackSuite) run(t *testing.T, o runOpts, argv ...string) runOutcome {
 	ctx, cancel := context.WithTimeout(t.Context(), prof.Timeout+30*time.Second)
 	defer cancel()
 	res, err := s.mgr.Run(ctx, spec)
+	if !o.concurrent {
+		if left := attackRunLeftovers(s.cfg); len(left) > 0 {
+			t.Errorf("left behind after the run of %v: %v", argv, left)
+		}
+	}
 	return runOutcome{stdout: stdout.String(), stderr: stderr.String(), res: res, err: err}
 }
 

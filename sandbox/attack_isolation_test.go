@@ -48,7 +48,7 @@ func TestAttackConcurrentIsolation(t *testing.T) {
 	host := os.Getpid()
 	script := fmt.Sprintf(`cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\0' ' '; echo; echo "NPROC=$(ls /proc | grep -c '^[0-9]')"
 kill -0 %d 2>&1 || echo HOST-PID-UNREACHABLE; ipcs -m -q | grep -c '^0x' | sed 's/^/IPC=/'; echo done`, host)
-	out := s.sh(t, runOpts{user: "alice"}, script)
+	out := s.sh(t, runOpts{user: "alice", concurrent: true}, script)
 	cancel()
 	wg.Wait()
 	if strings.Contains(out.stdout, marker) {
@@ -121,5 +121,37 @@ func TestAttackStderrFlood(t *testing.T) {
 	}
 	if n := int64(len(out.stdout) + len(out.stderr)); n > capBytes {
 		t.Errorf("delivered %d bytes on both streams, cap %d", n, capBytes)
+	}
+}
+
+// TestAttackBadStarts asks for commands that cannot start: each Run
+// returns (an error or a failed result), and nothing of the container is
+// left behind at once, not only at the end of the suite.
+func TestAttackBadStarts(t *testing.T) {
+	s := suite(t)
+	cases := []struct {
+		name string
+		argv []string
+		cwd  string
+	}{
+		{"missing binary", []string{"/nonexistent/binary"}, "/"},
+		{"directory", []string{"/usr/bin"}, "/"},
+		{"not executable", []string{"/etc/hosts"}, "/"},
+		{"noexec tmp", []string{"/tmp"}, "/"},
+		{"missing cwd", []string{"/bin/true"}, "/nonexistent"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			res, err := s.mgr.Run(t.Context(), Spec{
+				ID: fmt.Sprintf("atk-%d-%d", os.Getpid(), runSeq.Add(1)), Subject: "alice",
+				Argv: c.argv, Env: []string{"PATH=/usr/bin:/bin"}, Cwd: c.cwd, Profile: attackProfile(),
+			})
+			if err == nil && res.ExitCode == 0 {
+				t.Errorf("%v in %s: succeeded: %+v", c.argv, c.cwd, res)
+			}
+			if left := attackRunLeftovers(s.cfg); len(left) > 0 {
+				t.Errorf("left behind after a failed start: %v", left)
+			}
+		})
 	}
 }

@@ -78,6 +78,24 @@ func leftovers(cfg Config) []string {
 	return out
 }
 
+// attackRunLeftovers lists what a finished run may not leave while the Manager
+// lives on: container state, run cgroups below the instance's parent, and
+// processes in them.
+func attackRunLeftovers(cfg Config) []string {
+	var out []string
+	if ents, err := os.ReadDir(cfg.containersDir()); err == nil {
+		for _, e := range ents {
+			out = append(out, "container state "+filepath.Join(cfg.containersDir(), e.Name()))
+		}
+	}
+	for _, cg := range leftoverCgroups(cfg.CgroupParent) {
+		if !strings.HasSuffix(cg, cfg.CgroupParent) {
+			out = append(out, cg)
+		}
+	}
+	return append(out, leftoverProcs(cfg.CgroupParent)...)
+}
+
 func leftoverCgroups(parent string) []string {
 	var out []string
 	hier, err := os.ReadDir("/sys/fs/cgroup")
