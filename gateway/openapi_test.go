@@ -456,3 +456,33 @@ func TestAPIDocsBodiesMatchCode(t *testing.T) {
 		})
 	}
 }
+
+// tokenInURLRe matches a credential in a URL query string.
+var tokenInURLRe = regexp.MustCompile(`(?i)[?&](access_?token|token|jwt|id_?token|api_?key|apikey|key|password|secret|auth)=`)
+
+// TestAPIDocsCurlExamples checks the examples teach the right habit: every
+// curl to a /v1/ endpoint sends the token in the Authorization header, and
+// no URL anywhere carries a credential.
+func TestAPIDocsCurlExamples(t *testing.T) {
+	data, err := os.ReadFile(apiMarkdown)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.ReplaceAll(string(data), "\\\n", " ") // join continued lines
+	var curls int
+	for n, line := range strings.Split(text, "\n") {
+		if tokenInURLRe.MatchString(line) || strings.Contains(line, "eyJ") && strings.Contains(line, "http") {
+			t.Errorf("%s: a credential in a URL: %s", apiMarkdown, line)
+		}
+		if !strings.HasPrefix(strings.TrimSpace(line), "curl ") {
+			continue
+		}
+		curls++
+		if strings.Contains(line, "/v1/") && !strings.Contains(line, `-H "Authorization: Bearer $`) {
+			t.Errorf("%s: curl example %d calls /v1/ without an Authorization header: %s", apiMarkdown, n, line)
+		}
+	}
+	if curls < 10 {
+		t.Errorf("found %d curl examples in %s, want one per endpoint", curls, apiMarkdown)
+	}
+}
