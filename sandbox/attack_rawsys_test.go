@@ -1,6 +1,10 @@
 package sandbox
 
 import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"syscall"
@@ -106,4 +110,43 @@ func TestAttackForeignABI(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAttackCustomSeccomp checks the custom profile path: a file that
+// allows a forbidden syscall is refused at Run, and a file listing the
+// default profile's names gets the same argument filters and blocks (the
+// hostile calls all fail as with "default").
+func TestAttackCustomSeccomp(t *testing.T) {
+	s := suite(t)
+	dir := t.TempDir()
+	write := func(name string, allow []string) string {
+		b, err := json.Marshal(map[string]any{"allow": allow})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, forbidden := range []string{"mount", "unshare", "ptrace", "bpf", "io_uring_setup", "keyctl"} {
+		t.Run("refuse "+forbidden, func(t *testing.T) {
+			file := write(forbidden+".json", append(slices.Clone(defaultAllow), forbidden))
+			o := runOpts{profile: func(p *policy.Profile) { p.Seccomp, p.SeccompFile = "custom-"+forbidden, file }}
+			out := s.run(t, o, "/bin/true")
+			if out.err == nil || !errors.Is(out.err, ErrSeccompProfile) {
+				t.Errorf("custom profile allowing %s: got %v, want ErrSeccompProfile", forbidden, out)
+			}
+		})
+	}
+	t.Run("same filters as default", func(t *testing.T) {
+		file := write("like-default.json", defaultAllow)
+		o := runOpts{profile: func(p *policy.Profile) { p.Seccomp, p.SeccompFile = "like-default", file }}
+		out := s.run(t, o, s.probePath, "attacks")
+		if out.err != nil || out.res.ExitCode != 0 {
+			t.Fatalf("probe run failed: %v", out)
+		}
+		checkAttackCases(t, parseProbe(t, out.stdout))
+	})
 }
