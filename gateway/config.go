@@ -307,6 +307,9 @@ func (c *Config) Validate() error {
 			bad(k, "must be positive, got %s", v)
 		}
 	}
+	if c.HTTP.WriteTimeout < 10*time.Second {
+		bad("http.write_timeout", "must be at least 10s (runs end 5s before it), got %s", c.HTTP.WriteTimeout)
+	}
 	if c.JWT.Leeway < 0 || c.JWT.Leeway > 5*time.Minute {
 		bad("jwt.leeway", "must be between 0 and 5m, got %s", c.JWT.Leeway)
 	}

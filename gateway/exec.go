@@ -31,6 +31,9 @@ type execRequest struct {
 	Cwd            string            `json:"cwd"`
 }
 
+// writeMargin is kept between a run's timeout and http.write_timeout.
+const writeMargin = 5 * time.Second
+
 // maxTimeoutMS bounds timeout_ms before the profile clamps it (one day).
 const maxTimeoutMS = 24 * 3600 * 1000
 
@@ -216,6 +219,8 @@ func (s *Server) handleExec(c *gin.Context) error {
 // run audits the start, runs the job, audits the end and answers.
 func (s *Server) run(ctx context.Context, c *gin.Context, sess *session, req *execRequest, stdin []byte, d *policy.Decision) error {
 	timeout, maxOut := effective(d.Profile, req)
+	// A buffered answer must be written before http.write_timeout.
+	timeout = min(timeout, s.cfg.HTTP.WriteTimeout-writeMargin)
 	start := s.event(c, EventExecStart)
 	start.Command, start.Argv = d.Command, d.Argv
 	if err := s.audit.Record(ctx, start); err != nil {

@@ -2,10 +2,21 @@ package gateway
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"io"
+	"math/big"
+	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestBodyAndHeaderLimits(t *testing.T) {
@@ -157,4 +168,53 @@ func TestNetworkRules(t *testing.T) {
 	if r := ws.do("GET", "/v1/commands", ws.token("a", "viewer"), nil, "Upgrade", "websocket", "Connection", "Upgrade"); r.status != 403 || r.errCode() != CodeIPNotAllowed {
 		t.Errorf("blocked WebSocket upgrade: got %d %s, want 403 ip_not_allowed", r.status, r.body)
 	}
+}
+
+func TestTLSListener(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalPKCS8PrivateKey(key)
+	_ = os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	_ = os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600)
+	env := startServer(t, func(cfg *Config, _ *Deps) { cfg.TLS = TLSConfig{CertFile: certFile, KeyFile: keyFile} })
+	url := strings.Replace(env.url, "http://", "https://", 1) + "/healthz"
+	pool := x509.NewCertPool()
+	pool.AddCert(must(x509.ParseCertificate(der)))
+	client := func(max uint16) *http.Client {
+		return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MaxVersion: max}}}
+	}
+	resp, err := client(0).Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Strict-Transport-Security") == "" {
+		t.Errorf("TLS: got %d, HSTS %q", resp.StatusCode, resp.Header.Get("Strict-Transport-Security"))
+	}
+	if _, err := client(tls.VersionTLS11).Get(url); err == nil {
+		t.Error("a TLS 1.1 client was served")
+	}
+	client(0).CloseIdleConnections()
+	// A TLS key readable by others is refused.
+	_ = os.Chmod(keyFile, 0o644)
+	cfg := testConfig(t, t.TempDir())
+	cfg.TLS = TLSConfig{CertFile: certFile, KeyFile: keyFile}
+	s := &Server{cfg: cfg}
+	if err := s.initNetwork(); err == nil {
+		t.Error("a TLS key readable by others was accepted")
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }

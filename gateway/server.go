@@ -190,6 +190,14 @@ func (s *Server) initNetwork() error {
 	if s.netWS, err = newNetRules(n.WSAllow, n.WSBlock); err != nil {
 		return err
 	}
+	if s.cfg.TLS.CertFile != "" {
+		if _, err := readKeyFile(s.cfg.TLS.KeyFile); err != nil {
+			return err
+		}
+		if _, err := tls.LoadX509KeyPair(s.cfg.TLS.CertFile, s.cfg.TLS.KeyFile); err != nil {
+			return &ConfigError{Key: "tls", Message: err.Error()}
+		}
+	}
 	s.corsOrigins = map[string]bool{}
 	for _, o := range s.cfg.HTTP.CORSOrigins {
 		s.corsOrigins[o] = true
