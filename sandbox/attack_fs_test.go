@@ -244,6 +244,29 @@ func TestAttackDevices(t *testing.T) {
 	}
 }
 
+// TestAttackTTYDevpts asks for a terminal and lists /dev/pts: a fresh
+// devpts instance holds the sandbox's own terminal only, none of the host's.
+func TestAttackTTYDevpts(t *testing.T) {
+	s := suite(t)
+	o := runOpts{tty: true, profile: func(p *policy.Profile) { p.TTY = true }}
+	out := s.sh(t, o, "ls -1 /dev/pts; tty; grep ' /dev/pts ' /proc/self/mountinfo")
+	ls := lines(out.stdout)
+	if len(ls) < 3 {
+		t.Fatalf("unexpected output: %v", out)
+	}
+	for _, l := range ls[:len(ls)-2] {
+		if l != "0" && l != "ptmx" {
+			t.Errorf("/dev/pts holds %q: not the sandbox's own terminal", l)
+		}
+	}
+	if ls[len(ls)-2] != "/dev/pts/0" {
+		t.Errorf("tty: got %q, want /dev/pts/0", ls[len(ls)-2])
+	}
+	if m := ls[len(ls)-1]; !strings.Contains(m, "nosuid") || !strings.Contains(m, "noexec") {
+		t.Errorf("devpts mount lacks nosuid/noexec: %s", m)
+	}
+}
+
 // TestAttackProcLimits reads the command's rlimits and session: core
 // dumps off, the profile's file and size limits, and a session of its own.
 func TestAttackProcLimits(t *testing.T) {
