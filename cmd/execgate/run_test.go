@@ -145,3 +145,27 @@ func TestRunCommand(t *testing.T) {
 		t.Errorf("workspace not created under --workspace-root: %v", err)
 	}
 }
+
+func TestSelfcheckCommand(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") != "" {
+			t.Fatal("selfcheck needs root and CI is set")
+		}
+		t.Skip("selfcheck needs root")
+	}
+	var out, errb bytes.Buffer
+	if code := dispatch(context.Background(), []string{"selfcheck", "--state-root", t.TempDir()}, &out, &errb); code != 0 {
+		t.Fatalf("selfcheck on this host: exit %d\n%s%s", code, out.String(), errb.String())
+	}
+	if !strings.Contains(out.String(), "ok   binary location") || !strings.Contains(out.String(), "selfcheck passed") {
+		t.Errorf("got %q, want every check listed and passed", out.String())
+	}
+	// A state root inside the binary's directory names the missing piece.
+	self, _ := os.Executable()
+	out.Reset()
+	errb.Reset()
+	code := dispatch(context.Background(), []string{"selfcheck", "--state-root", filepath.Join(filepath.Dir(self), "state")}, &out, &errb)
+	if code != 1 || !strings.Contains(out.String(), "FAIL binary location") || !strings.Contains(errb.String(), "binary location") {
+		t.Errorf("got exit %d stdout %q stderr %q, want 1 naming the binary location", code, out.String(), errb.String())
+	}
+}
