@@ -144,15 +144,19 @@ func loadAll(names []string, datas [][]byte, opts LoadOptions) (*Set, error) {
 			files = append(files, pf)
 		}
 	}
-	if len(errs) > 0 {
+	// Validation runs even after decoding errors (so every error is
+	// reported at once), but only when every file could be decoded at all:
+	// a missing file would make its names look undeclared everywhere.
+	if len(files) < len(names) {
 		errs.Sort()
 		return nil, errs
 	}
 	l := newLoader(files, opts)
 	l.validate()
-	if len(l.errs) > 0 {
-		l.errs.Sort()
-		return nil, l.errs
+	errs = append(errs, l.errs...)
+	if len(errs) > 0 {
+		errs.Sort()
+		return nil, errs
 	}
 	return l.compile(), nil
 }

@@ -268,12 +268,12 @@ commands:
 	want := strings.Join([]string{
 		`p.yaml:5:13: type: profiles.p.pids: expected a decimal integer, got "many"`,
 		`p.yaml:11:5: unknown_key: commands.x: unknown key "flgs" (did you mean "flags"?)`,
+		`p.yaml:14:13: undefined_role: role "ghost" is not declared under roles`,
 	}, "\n")
 	if got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
-	// Decoding errors stop before validation; a clean decode reports every
-	// validation error at once.
+	// Decoding and validation errors are reported together.
 	src = strings.Replace(strings.Replace(src, "pids: many", "pids: 5", 1), "flgs: []", "flags: [{names: [--a], type: regex, pattern: '('}]", 1)
 	el = loadErr(t, src, LoadOptions{})
 	if len(el) != 2 || el[0].Code != CodeBadRegex || el[0].Line != 11 || el[1].Code != CodeUndefinedRole || el[1].Line != 14 || el[1].Col != 13 {

@@ -51,10 +51,16 @@ func (d *nodeDecoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		if isNull(n) {
 			return
 		}
-		if v.IsNil() {
-			v.Set(reflect.New(v.Type().Elem()))
+		// A scalar that fails to decode stays unset, so later checks do
+		// not report a zero value the file never wrote; a mapping keeps
+		// what did decode.
+		before := len(*d.errs)
+		nv := reflect.New(v.Type().Elem())
+		d.decode(n, nv.Elem(), path)
+		k := nv.Elem().Kind()
+		if len(*d.errs) == before || k == reflect.Struct || k == reflect.Map || k == reflect.Slice {
+			v.Set(nv)
 		}
-		d.decode(n, v.Elem(), path)
 		return
 	}
 	if sd, ok := v.Addr().Interface().(scalarDecoder); ok {
