@@ -328,22 +328,34 @@ var tokenPrefixes = []tokenPrefix{
 	{"sk-", "_-", 20}, {"AIza", "_-", 30}, {"npm_", "", 30}, {"hf_", "", 30},
 }
 
-// tokenPrefixSpans finds vendor tokens that start at a word boundary.
-func tokenPrefixSpans(s string, sp []span) []span {
+// tokenStarts indexes tokenPrefixes by first byte, for a single pass.
+var tokenStarts = func() (m [256][]tokenPrefix) {
 	for _, tp := range tokenPrefixes {
-		for from := 0; ; {
-			n := strings.Index(s[from:], tp.prefix)
-			if n < 0 {
-				break
+		m[tp.prefix[0]] = append(m[tp.prefix[0]], tp)
+	}
+	return m
+}()
+
+// tokenPrefixSpans finds vendor tokens that start at a word boundary, in
+// one pass over s.
+func tokenPrefixSpans(s string, sp []span) []span {
+	for i := 0; i < len(s); i++ {
+		cands := tokenStarts[s[i]]
+		if cands == nil || i > 0 && isAlnum(s[i-1]) {
+			continue
+		}
+		for _, tp := range cands {
+			if !strings.HasPrefix(s[i:], tp.prefix) {
+				continue
 			}
-			pos := from + n
-			j := pos + len(tp.prefix)
+			j := i + len(tp.prefix)
 			for j < len(s) && (isAlnum(s[j]) || strings.IndexByte(tp.extra, s[j]) >= 0) {
 				j++
 			}
-			from = max(j, pos+1)
-			if (pos == 0 || !isAlnum(s[pos-1])) && j-pos-len(tp.prefix) >= tp.min {
-				sp = append(sp, span{pos, j})
+			if j-i-len(tp.prefix) >= tp.min {
+				sp = append(sp, span{i, j})
+				i = j - 1
+				break
 			}
 		}
 	}
