@@ -170,6 +170,7 @@ func (r *run) execute(ctx context.Context) (res Result, err error) {
 	if r.spec.TTY {
 		if err := r.io.receiveConsole(); err != nil {
 			_ = r.container.Signal(unix.SIGKILL)
+			_, _ = r.process.Wait() // reap the init
 			return Result{}, err
 		}
 	}
@@ -217,7 +218,7 @@ func (r *run) supervise(ctx context.Context, gate *outputGate) (EndedBy, *os.Pro
 		}
 		_ = r.container.Signal(unix.SIGKILL)
 	}
-	capHit := gate.capHit
+	capHit, done := gate.capHit, ctx.Done()
 	for {
 		select {
 		case st := <-waitCh:
@@ -231,7 +232,8 @@ func (r *run) supervise(ctx context.Context, gate *outputGate) (EndedBy, *os.Pro
 		case <-grace:
 			grace = nil
 			kill(EndedTimeout)
-		case <-ctx.Done():
+		case <-done:
+			done = nil
 			kill(EndedKilled)
 		case <-capHit:
 			capHit = nil
