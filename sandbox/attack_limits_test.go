@@ -77,6 +77,18 @@ func TestAttackForkBomb(t *testing.T) {
 	}
 }
 
+// TestAttackForkFailure starts more background processes than the pids
+// limit allows; the shell's fork fails, it exits non-zero, and the result
+// says pids (read from the cgroup's own pids.events).
+func TestAttackForkFailure(t *testing.T) {
+	s := suite(t)
+	o := runOpts{profile: func(p *policy.Profile) { p.Pids = 8 }}
+	out := s.sh(t, o, "for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16; do sleep 5 & done; wait")
+	if out.res.EndedBy != EndedPids || out.res.ExitCode == 0 {
+		t.Errorf("got ended_by %q exit %d, want %q and a failed command: %v", out.res.EndedBy, out.res.ExitCode, EndedPids, out)
+	}
+}
+
 // TestAttackMemoryHog touches more memory than the profile allows.
 func TestAttackMemoryHog(t *testing.T) {
 	s := suite(t)
