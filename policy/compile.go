@@ -88,7 +88,7 @@ func (l *loader) compileRole(name string) *Role {
 }
 
 func (l *loader) compileRoot(d *decl[*FileRoot]) *Root {
-	ro := !d.v.Workspace && (d.v.ReadOnly == nil || *d.v.ReadOnly)
+	ro := !d.v.Workspace && (d.v.ReadOnly == nil && DefaultSharedRootReadOnly || d.v.ReadOnly != nil && *d.v.ReadOnly)
 	return &Root{Name: d.name, Host: d.v.Host, Target: d.v.Target, Workspace: d.v.Workspace,
 		ReadOnly: ro, Rule: ruleRef(d.pf, d.path)}
 }
@@ -163,7 +163,8 @@ func (l *loader) compileCommand(d *decl[*FileCommand]) *Command {
 	if df := d.pf.f.Defaults; df != nil {
 		lim = mergeLimits(lim, df.Limits)
 	}
-	base := &Grammar{Limits: lim, Order: DefaultOrder, EndOfOptions: DefaultEndOfOptions}
+	base := &Grammar{Limits: lim, Order: DefaultOrder, EndOfOptions: DefaultEndOfOptions,
+		Bundle: DefaultBundle, PrefixMatch: DefaultPrefixMatch}
 	out := &Command{
 		Path: c.Path, SHA256: c.SHA256, Profile: l.commandProfile(d), Cwd: l.commandCwd(d),
 		Env: l.mergeEnv(d.pf, d.pf.f.Env, c.Env),
@@ -239,7 +240,7 @@ func (l *loader) compileFlag(pf *parsedFile, path string, f *FileFlag, lim Limit
 	if out.Value.Type != TypeNone {
 		out.Forms = sortedCopy(f.Forms)
 		if len(out.Forms) == 0 {
-			out.Forms = []string{FormAttached, FormEquals, FormSeparate}
+			out.Forms = defaultForms()
 		}
 	}
 	return out
@@ -249,7 +250,7 @@ func (l *loader) compileValue(v *FileValue, lim Limits) Value {
 	out := Value{Type: ValueType(v.Type), Min: v.Min, Max: v.Max, Values: sortedCopy(v.Values),
 		Pattern: v.Pattern, Roots: sortedCopy(v.Roots), Multiline: v.Multiline}
 	if out.Type == "" {
-		out.Type = TypeNone
+		out.Type = DefaultFlagType
 	}
 	switch out.Type {
 	case TypeRegex:

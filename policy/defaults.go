@@ -23,7 +23,28 @@ const (
 	// DefaultSubjectPattern is the only subject form accepted in a
 	// workspace template; anything else is bad_subject.
 	DefaultSubjectPattern = `^[A-Za-z0-9._-]{1,64}$`
+	// DefaultSharedRootReadOnly: a root other than the workspace is
+	// mounted read-only unless the policy says readonly: false (a strict
+	// lint warns about that).
+	DefaultSharedRootReadOnly = true
+	// DefaultFlagType: a flag without a type takes no value, so a value
+	// can never sneak in through "--flag=value".
+	DefaultFlagType = TypeNone
+	// DefaultBundle and DefaultPrefixMatch: off, so only exact spellings
+	// pass unless the policy models the program's getopt behaviour.
+	DefaultBundle      = false
+	DefaultPrefixMatch = false
 )
+
+// defaultForms are the value forms a flag accepts when it lists none:
+// --f=v, --f v / -f v and -fv. The final argv always uses one canonical
+// form, so accepting every spelling widens nothing.
+func defaultForms() []string { return []string{FormAttached, FormEquals, FormSeparate} }
+
+// Other derived defaults, applied in compile.go: a text value's max_len
+// is the argument limit; positionals default to min 0 and max len(items),
+// or the argument-count limit when rest is set; a command without cwd has
+// "/" as working directory (relative paths then lie in no root).
 
 // defaultProfile is the base every profile starts from. Conservative: a
 // profile that sets nothing gets a small, networkless, TTY-less sandbox.
