@@ -192,6 +192,9 @@ func serveSplit(ctx context.Context, cfg gateway.Config, args []string, stderr i
 	if err != nil {
 		return fail(err)
 	}
+	if err := frontOwns(cfg, args, fu); err != nil {
+		return fail(err)
+	}
 	if err := grantFront(cfg, fu); err != nil {
 		return fail(err)
 	}
@@ -244,6 +247,36 @@ func grantFront(cfg gateway.Config, fu executor.FrontUser) error {
 			if err := os.Chmod(dir, st.Mode().Perm()|0o011); err != nil {
 				return fmt.Errorf("search permission on %s: %w", dir, err)
 			}
+		}
+	}
+	return nil
+}
+
+// frontOwns checks that the front user can read the private files it opens
+// itself (config, jwt keys, signing key, TLS key): they must be owned by it,
+// since group and others may not read them. Development mode's key is
+// handed over by grantFront.
+func frontOwns(cfg gateway.Config, args []string, fu executor.FrontUser) error {
+	var files []string
+	if f, err := parseServeFlags(args, io.Discard); err == nil && f.config != "" {
+		files = append(files, f.config)
+	}
+	if !cfg.Dev {
+		for _, k := range cfg.JWT.Keys {
+			files = append(files, k.File)
+		}
+	}
+	files = append(files, cfg.Auth.SigningKey.File, cfg.TLS.KeyFile)
+	for _, f := range files {
+		if f == "" {
+			continue
+		}
+		st, err := os.Stat(f)
+		if err != nil {
+			return err
+		}
+		if sys, ok := st.Sys().(*syscall.Stat_t); ok && int(sys.Uid) != fu.UID {
+			return fmt.Errorf("%s is owned by uid %d: the front runs as %s and must own it (chown %s %s; chmod 600)", f, sys.Uid, fu.Name, fu.Name, f)
 		}
 	}
 	return nil

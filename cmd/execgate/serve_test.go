@@ -46,6 +46,10 @@ func TestServeRefusesToStart(t *testing.T) {
 		{"unusable key", append([]string{"--jwt-key", write("short", "abc", 0o600), "--policy", badPolicy}, base...), "HMAC secret of 3 bytes"},
 		{"invalid policy", append([]string{"--jwt-key", key, "--policy", badPolicy}, base...), "nonsense"},
 		{"missing issuer", []string{"--jwt-key", key, "--policy", badPolicy, "--state-dir", state}, "issuer and audience"},
+		{"key not owned by the front user", append([]string{"--jwt-key", key, "--policy", "../../policies/default.yaml",
+			"--config", write("c3.yaml", "user: nobody\n", 0o600)}, base...), "must own it"},
+		{"no front user", append([]string{"--jwt-key", key, "--policy", "../../policies/default.yaml",
+			"--config", write("c4.yaml", "user: no-such-user-here\n", 0o600)}, base...), "no-such-user-here"},
 		{"bad flag", []string{"--bogus"}, ""},
 	}
 	for _, tc := range cases {
