@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -348,6 +349,9 @@ func TestLoadSecrets(t *testing.T) {
 	}
 	if strings.Contains(s.Hash(), "s3cr3t") || d.EnvKeys[0] != "API_KEY" {
 		t.Errorf("got env keys %v", d.EnvKeys)
+	}
+	if js, _ := json.Marshal(d); strings.Contains(string(js), "s3cr3t") {
+		t.Errorf("decision JSON carries the secret: %s", js)
 	}
 	c, _ := s.Command("echo")
 	for _, verb := range []string{"%v", "%+v", "%#v"} {
