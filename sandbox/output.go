@@ -21,40 +21,43 @@ type outputGate struct {
 	done <-chan struct{} // closed when the run is over: pacing stops waiting
 
 	mu      sync.Mutex
-	used    int64 // bytes admitted
-	paced   int64 // bytes admitted since start (for the rate)
-	start   time.Time
+	used    int64     // bytes admitted
+	drained time.Time // when the admitted bytes have gone out at the rate
 	capHit  chan struct{}
 	hitOnce sync.Once
 }
 
 func newOutputGate(max, rate int64, keep bool, done <-chan struct{}) *outputGate {
-	return &outputGate{max: max, rate: rate, keep: keep, done: done, start: time.Now(), capHit: make(chan struct{})}
+	return &outputGate{max: max, rate: rate, keep: keep, done: done, capHit: make(chan struct{})}
 }
 
+// rateBurst is how far ahead of the rate a stream may get: an idle
+// command does not save up allowance for a large burst later.
+const rateBurst = 250 * time.Millisecond
+
 // admit reserves up to n bytes of the cap and returns how many may be
-// written. Reaching the cap closes capHit (unless keep).
+// written, after waiting for the rate. Reaching the cap closes capHit
+// (unless keep).
 func (g *outputGate) admit(n int) int {
 	g.mu.Lock()
-	room := g.max - g.used
-	take := int64(n)
-	if take > room {
-		take = room
-	}
+	take := min(int64(n), g.max-g.used)
 	g.used += take
-	g.paced += take
-	due := time.Duration(0)
-	if g.rate > 0 {
-		due = time.Duration(float64(g.paced) / float64(g.rate) * float64(time.Second))
+	var wait time.Duration
+	if g.rate > 0 && take > 0 {
+		// Token bucket: drained is when every admitted byte has gone out
+		// at the rate; a write may run at most rateBurst ahead of it.
+		now := time.Now()
+		if g.drained.Before(now) {
+			g.drained = now
+		}
+		g.drained = g.drained.Add(time.Duration(float64(take) / float64(g.rate) * float64(time.Second)))
+		wait = g.drained.Sub(now) - rateBurst
 	}
-	start := g.start
 	g.mu.Unlock()
 	if int64(n) > take && !g.keep {
 		g.hitOnce.Do(func() { close(g.capHit) })
 	}
-	if take > 0 && due > 0 {
-		g.wait(time.Until(start.Add(due)))
-	}
+	g.wait(wait)
 	return int(take)
 }
 
