@@ -37,15 +37,16 @@ var DefaultSecretEnvKeys = []string{
 
 // RedactConfig adds to the built-in detectors (redact_scan.go), which are
 // always on. Each entry is a Go regular expression; a bad one is an error
-// naming it.
+// naming it. The yaml tags let the gateway's configuration embed it (e.g.
+// under audit.redact).
 type RedactConfig struct {
 	// Patterns are extra value patterns. A match is replaced by Redacted;
 	// when the pattern has a group named "secret", only that group is
 	// ("pin:(?P<secret>[0-9]+)" -> "pin:[REDACTED]").
-	Patterns      []string
-	SecretFlags   []string // flags whose next argument is hidden
-	SecretEnvKeys []string // env names whose value is hidden
-	MaxField      int      // 0 = DefaultRedactMaxField
+	Patterns      []string `yaml:"patterns"`
+	SecretFlags   []string `yaml:"secret_flags"`    // flags whose next argument is hidden
+	SecretEnvKeys []string `yaml:"secret_env_keys"` // env names whose value is hidden
+	MaxField      int      `yaml:"max_field"`       // 0 = DefaultRedactMaxField
 }
 
 // Redactor hides secrets and shortens home directories in strings that go
