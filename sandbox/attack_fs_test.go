@@ -40,9 +40,16 @@ func TestAttackCanaries(t *testing.T) {
 		})
 	}
 	t.Run("anywhere", func(t *testing.T) {
-		out := s.sh(t, runOpts{user: "alice"}, "find / -xdev -name '"+name+"' 2>/dev/null; find /work /tmp /etc -name '"+name+"' 2>/dev/null; echo done")
-		if strings.Contains(out.stdout, name) {
-			t.Errorf("canary found inside the sandbox:\n%s", out.stdout)
+		// Control: the same name in alice's own workspace must be found,
+		// and only there.
+		own := filepath.Join(s.workspace(t, "alice"), name)
+		if err := os.WriteFile(own, []byte("own\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		defer os.Remove(own)
+		out := s.sh(t, runOpts{user: "alice"}, "find / -path /proc -prune -o -name '"+name+"' -print 2>/dev/null; echo done")
+		if got, want := strings.Join(lines(out.stdout), " "), attackWorkTarget+"/"+name+" done"; got != want {
+			t.Errorf("find by name inside the sandbox: got %q, want %q", got, want)
 		}
 	})
 }
@@ -131,7 +138,7 @@ func TestAttackCrossUser(t *testing.T) {
 	if !strings.Contains(out.stdout, "written") {
 		t.Fatalf("alice could not write her workspace: %v", out)
 	}
-	out = s.sh(t, runOpts{user: "bob"}, "ls -a /work; find / -xdev -name '"+name+"' 2>/dev/null; cat /work/"+name)
+	out = s.sh(t, runOpts{user: "bob"}, "ls -a /work; find / -path /proc -prune -o -name '"+name+"' -print 2>/dev/null; cat /work/"+name)
 	if strings.Contains(out.stdout, name) || strings.Contains(out.stdout, "secret") {
 		t.Errorf("bob sees alice's file: %v", out)
 	}
