@@ -87,12 +87,16 @@ var requiredControllers = []string{"memory", "pids", "cpu", "devices", "freezer"
 func checkCgroups(cfg Config) []Check {
 	var out []Check
 	if cfg.CgroupVersion == 2 {
-		data, err := os.ReadFile(filepath.Join(cgroupMountRoot, "cgroup.controllers"))
+		// The controllers must be available where the containers go: the
+		// nearest existing ancestor of the cgroup parent (on a systemd
+		// host, the service's delegated subtree).
+		dir := nearestDir(filepath.Join(cgroupMountRoot, cfg.CgroupParent))
+		data, err := os.ReadFile(filepath.Join(dir, "cgroup.controllers"))
 		have := strings.Fields(string(data))
 		for _, ctl := range []string{"memory", "pids", "cpu"} {
-			c := Check{Name: "cgroup v2 controller " + ctl, OK: err == nil && contains(have, ctl), Detail: "enabled"}
+			c := Check{Name: "cgroup v2 controller " + ctl, OK: err == nil && contains(have, ctl), Detail: "available in " + dir}
 			if !c.OK {
-				c.Detail = fmt.Sprintf("not in %s/cgroup.controllers (%v)", cgroupMountRoot, err)
+				c.Detail = fmt.Sprintf("not in %s/cgroup.controllers (%v): delegate it to the service", dir, err)
 			}
 			out = append(out, c)
 		}
@@ -140,4 +144,15 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// nearestDir returns p or its nearest existing ancestor.
+func nearestDir(p string) string {
+	for p != "/" {
+		if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+			return p
+		}
+		p = filepath.Dir(p)
+	}
+	return p
 }
