@@ -198,6 +198,17 @@ func TestAttackOutputFlood(t *testing.T) {
 // SIGHUP. After Run returns none of them may exist on the host.
 func TestAttackBackgroundSurvivors(t *testing.T) {
 	s := suite(t)
+	// Control: a marked process on the host is seen.
+	ctl := exec.Command("/bin/sleep", leftoverMarker+"9")
+	if err := ctl.Start(); err != nil {
+		t.Fatal(err)
+	}
+	seen := len(markedProcs()) > 0
+	_ = ctl.Process.Kill()
+	_ = ctl.Wait()
+	if !seen {
+		t.Fatal("control: a marked host process was not found")
+	}
 	for name, script := range map[string]string{
 		"setsid":      "setsid sleep " + leftoverMarker + "1 & echo started",
 		"double-fork": `( setsid sh -c "sleep ` + leftoverMarker + `2 &" & ) ; echo started`,

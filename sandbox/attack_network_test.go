@@ -42,6 +42,15 @@ func TestAttackNetwork(t *testing.T) {
 			}
 		}
 	}
+	// Control: the probe reaches the listener from the host.
+	probe, err := probeProgram.build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(probe, "connect", "127.0.0.1", port).Output(); err != nil || strings.TrimSpace(string(out)) != "connect ok" {
+		t.Fatalf("control: the probe cannot reach the listener from the host: %q %v", out, err)
+	}
+	(<-accepted).Close()
 	for _, netw := range []policy.Network{policy.NetworkNone, policy.NetworkLoopback} {
 		for _, ip := range addrs {
 			t.Run(string(netw)+"/"+ip, func(t *testing.T) {
