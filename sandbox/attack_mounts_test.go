@@ -171,7 +171,10 @@ func TestAttackWriteReadOnlyMounts(t *testing.T) {
 	for _, uid := range []uint32{attackUID, 0} {
 		t.Run(fmt.Sprintf("uid%d", uid), func(t *testing.T) {
 			o := runOpts{profile: func(p *policy.Profile) { p.UID, p.GID = uid, uid }}
-			out := s.sh(t, o, writeEveryROMount)
+			out := s.sh(t, o, writeEveryROMount+"\n: >> /tmp/control && echo CONTROL-WRITTEN >&2")
+			if !strings.Contains(out.stderr, "CONTROL-WRITTEN") {
+				t.Fatalf("control: the script cannot write /tmp: %v", out)
+			}
 			got := lines(out.stdout)
 			if len(got) < 5 {
 				t.Fatalf("too few read-only mounts found: %v", out)
