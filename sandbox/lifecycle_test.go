@@ -189,3 +189,21 @@ func TestIsTransientStart(t *testing.T) {
 		}
 	}
 }
+
+func TestForeignStateRootRefused(t *testing.T) {
+	needSandbox(t)
+	cfg := testConfig(t)
+	if err := os.MkdirAll(cfg.StateRoot, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	foreign := filepath.Join(cfg.StateRoot, "precious.db")
+	if err := os.WriteFile(foreign, []byte("data"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(context.Background(), cfg, testLogger(t)); err == nil || !strings.Contains(err.Error(), "precious.db") {
+		t.Errorf("got %v, want a refusal naming the foreign file", err)
+	}
+	if _, err := os.Stat(foreign); err != nil {
+		t.Errorf("foreign file touched: %v", err)
+	}
+}

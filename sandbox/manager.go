@@ -58,6 +58,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Manager, error) {
 	if err := os.Chmod(cfg.StateRoot, 0o700); err != nil {
 		return nil, fmt.Errorf("state root %s: %w", cfg.StateRoot, err)
 	}
+	if err := checkStateRoot(cfg); err != nil {
+		return nil, err
+	}
 	lock, err := lockInstance(cfg.lockPath())
 	if err != nil {
 		return nil, err
@@ -90,6 +93,25 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Manager, error) {
 	log.Info("sandbox manager ready", "instance", cfg.Instance, "state_root", cfg.StateRoot,
 		"cgroup_parent", cfg.CgroupParent, "cgroup_version", cfg.CgroupVersion)
 	return m, nil
+}
+
+// stateRootEntries is everything a state root may hold.
+var stateRootEntries = map[string]bool{"lock": true, "skel": true, "rootfs": true, "containers": true, "images": true}
+
+// checkStateRoot refuses a state root holding anything but the sandbox's
+// own layout: the sweep removes what it finds there, so a misconfigured
+// state root (say /var/lib) must never be swept.
+func checkStateRoot(cfg Config) error {
+	entries, err := os.ReadDir(cfg.StateRoot)
+	if err != nil {
+		return fmt.Errorf("state root %s: %w", cfg.StateRoot, err)
+	}
+	for _, e := range entries {
+		if !stateRootEntries[e.Name()] {
+			return fmt.Errorf("state root %s holds %q, which is not the sandbox's: refusing to use (and sweep) it", cfg.StateRoot, e.Name())
+		}
+	}
+	return nil
 }
 
 // lockInstance takes an exclusive, non-blocking flock on path.
