@@ -79,3 +79,19 @@ func generatePolicy(n int) string {
 	}
 	return sb.String()
 }
+
+// BenchmarkHostPathCheck is the host side of one path argument: open the
+// root directory, openat2(RESOLVE_BENEATH) the path, close both. It is
+// the floor under BenchmarkDecideGit's two path arguments.
+func BenchmarkHostPathCheck(b *testing.B) {
+	dir := fixtureDir(b)
+	s := loadFixture(b, "decide.yaml", dir)
+	d := &decider{s: s, subject: "alice", cwd: "/work"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if r, _ := d.checkPath("src/main.go", []string{"workspace"}, true, false); r != "" {
+			b.Fatalf("got %s", r)
+		}
+		d.closeRoots()
+	}
+}
