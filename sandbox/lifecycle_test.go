@@ -83,7 +83,11 @@ func TestSweep(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, mnt := range mounts {
-		dir := filepath.Join(mnt, full.CgroupParent, "crashed-1")
+		// Not created by this package: must survive the sweep.
+		if err := os.MkdirAll(filepath.Join(mnt, full.CgroupParent, "foreign"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		dir := filepath.Join(mnt, full.CgroupParent, "eg-crashed-1")
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -93,7 +97,7 @@ func TestSweep(t *testing.T) {
 			}
 		}
 	}
-	state := filepath.Join(full.containersDir(), "crashed-1")
+	state := filepath.Join(full.containersDir(), "eg-crashed-1")
 	if err := os.MkdirAll(state, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -115,8 +119,17 @@ func TestSweep(t *testing.T) {
 		t.Error("the process in the leftover cgroup survived the sweep")
 		<-waited
 	}
-	if left := runLeftovers(m); len(left) > 0 {
-		t.Errorf("after the sweep: %v", left)
+	for _, left := range runLeftovers(m) {
+		if !strings.HasSuffix(left, "/foreign") {
+			t.Errorf("after the sweep: %v", left)
+		}
+	}
+	for _, hier := range mounts {
+		foreign := filepath.Join(hier, full.CgroupParent, "foreign")
+		if _, err := os.Stat(foreign); err != nil {
+			t.Errorf("sweep removed a cgroup it did not create: %s", foreign)
+		}
+		_ = os.Remove(foreign)
 	}
 	if data, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(data), mnt) {
 		t.Errorf("mount %s survived the sweep", mnt)

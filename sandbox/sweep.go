@@ -16,6 +16,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// containerPrefix starts every container id (and so every cgroup directory
+// this package creates); the sweep removes nothing else.
+const containerPrefix = "eg-"
+
 // sweep removes what a crashed earlier process of this instance left:
 // containers in the state root (their processes killed), cgroup
 // directories under the cgroup parent in every hierarchy (the cgroup2
@@ -91,8 +95,8 @@ func (m *Manager) sweepCgroups(ctx context.Context) error {
 			continue // this hierarchy has no parent directory: nothing left
 		}
 		for _, e := range entries {
-			if !e.IsDir() {
-				continue
+			if !e.IsDir() || !strings.HasPrefix(e.Name(), containerPrefix) {
+				continue // not one of ours: a misconfigured parent is never emptied
 			}
 			dir := filepath.Join(parent, e.Name())
 			if err := removeCgroupDir(ctx, dir); err != nil {
