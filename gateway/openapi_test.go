@@ -291,18 +291,25 @@ func (unusedRunner) Run(context.Context, executor.Job) (*policy.Decision, sandbo
 	return nil, sandbox.Result{}, errors.New("the routes test runs nothing")
 }
 
-// registeredRoutes builds a real Server (the shipped default policy, one
-// HS256 key, metrics on the main listener so that /metrics is a route) and
-// returns its router's routes as "METHOD /path" in OpenAPI form.
-func registeredRoutes(t *testing.T) map[string]bool {
+// docServer is a real Server built from the shipped default policy and one
+// HS256 key, with a runner that runs nothing: enough for routes, decisions
+// (/v1/exec/check), authentication and the audit log.
+type docServer struct {
+	srv       *Server
+	secret    []byte // the HS256 key (the key file's content)
+	auditPath string
+}
+
+func newDocServer(t *testing.T, mutate func(*Config)) docServer {
 	t.Helper()
 	dir := t.TempDir()
-	secret := make([]byte, 32)
-	if _, err := rand.Read(secret); err != nil {
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
 		t.Fatal(err)
 	}
+	secret := []byte(hex.EncodeToString(raw))
 	keyFile := filepath.Join(dir, "jwt.key")
-	if err := os.WriteFile(keyFile, []byte(hex.EncodeToString(secret)), 0o600); err != nil {
+	if err := os.WriteFile(keyFile, secret, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg := Default()
@@ -311,23 +318,34 @@ func registeredRoutes(t *testing.T) map[string]bool {
 	cfg.MetricsListen = "" // serve /metrics on the main router
 	cfg.JWT.Issuer, cfg.JWT.Audience = "execgate-test", "execgate-test"
 	cfg.JWT.Keys = []KeyConfig{{ID: "test", File: keyFile}}
-
-	aud := newTestAuditor(t, filepath.Join(dir, "audit.log"))
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	auditPath := filepath.Join(dir, "audit.log")
+	aud := newTestAuditor(t, auditPath)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	reg := prometheus.NewRegistry()
 	srv, err := New(context.Background(), cfg, Deps{
 		Runner: unusedRunner{}, Audit: aud, Metrics: NewMetrics(reg), Registry: reg, Logger: log,
 		LoadPolicy: func(context.Context) (*policy.Set, error) {
-			return policy.LoadBytes(policies.DefaultName, policies.Default, policy.LoadOptions{})
+			return policy.LoadBytes(policies.DefaultName, policies.Default, policy.LoadOptions{StateDir: dir})
 		},
 	})
 	if err != nil {
-		t.Fatalf("build a server to list its routes: %v", err)
+		t.Fatalf("build a server: %v", err)
 	}
 	t.Cleanup(srv.close)
-	eng, ok := srv.Handler().(*gin.Engine)
+	return docServer{srv: srv, secret: secret, auditPath: auditPath}
+}
+
+// registeredRoutes returns the router's routes as "METHOD /path" in OpenAPI
+// form, of a server that serves /metrics on its main listener.
+func registeredRoutes(t *testing.T) map[string]bool {
+	t.Helper()
+	ds := newDocServer(t, nil)
+	eng, ok := ds.srv.Handler().(*gin.Engine)
 	if !ok {
-		t.Fatalf("Server.Handler() is %T, want *gin.Engine", srv.Handler())
+		t.Fatalf("Server.Handler() is %T, want *gin.Engine", ds.srv.Handler())
 	}
 	out := map[string]bool{}
 	for _, r := range eng.Routes() {

@@ -13,7 +13,8 @@ import (
 //   - key=value and key: value where the key names a secret (password=,
 //     --password=, token=, api_key:, --key=, aws_secret_access_key=, JSON
 //     "password": "..."), and Authorization headers up to the end of line;
-//   - Bearer / Basic / token schemes followed by a credential;
+//   - Bearer / Basic / token schemes followed by something that looks like a
+//     credential (not a word of prose);
 //   - JWTs and other base64url JSON ("eyJ...");
 //   - credentials in URLs (scheme://user:secret@host);
 //   - AWS access key ids, GitHub, GitLab, Slack, Google, npm, Hugging Face
@@ -218,13 +219,23 @@ func schemeSpans(s, lower string, sp []span) []span {
 			for j < len(s) && (isAlnum(s[j]) || strings.IndexByte("._~+/=-", s[j]) >= 0) {
 				j++
 			}
-			if j-start >= 8 {
+			if looksLikeCredential(s[start:j]) {
 				sp = append(sp, span{start, j})
 				from = j
 			}
 		}
 	}
 	return sp
+}
+
+// looksLikeCredential tells a credential after "Bearer"/"token" from a
+// word of prose ("token signature is invalid"): at least 8 bytes with a
+// digit or a symbol, or at least 24 bytes.
+func looksLikeCredential(w string) bool {
+	if len(w) >= 24 {
+		return true
+	}
+	return len(w) >= 8 && strings.IndexFunc(w, func(r rune) bool { return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') }) >= 0
 }
 
 func isB64URL(c byte) bool { return isAlnum(c) || c == '_' || c == '-' }

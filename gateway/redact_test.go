@@ -49,6 +49,8 @@ func TestRedactString(t *testing.T) {
 		{"passes is not a password", "--passes=3", "--passes=3"},
 		{"token scheme", "Authorization token " + testGitHub, "Authorization token [REDACTED]"},
 		{"short bearer kept", "bearer abc", "bearer abc"},
+		{"prose after token kept", "token signature is invalid", "token signature is invalid"},
+		{"long letters bearer", "Bearer abcdefghijklmnopqrstuvwxyz", "Bearer [REDACTED]"},
 		{"google key", "AIza" + strings.Repeat("x", 35), "[REDACTED]"},
 		{"slack", "xoxb-1234567890-abcdef", "[REDACTED]"},
 		{"sk inside a word", "risk-assessment-of-the-quarter", "risk-assessment-of-the-quarter"},
