@@ -81,6 +81,16 @@ type linter struct {
 	found ErrorList
 }
 
+// at returns the position of a key below a rule (e.g. "profiles.p.network")
+// when the file sets it there, else the rule's own position: a finding
+// points at the line that causes it.
+func (l *linter) at(rule RuleRef, id string) RuleRef {
+	if r, ok := l.s.Source(id); ok && r.Line > 0 {
+		return r
+	}
+	return rule
+}
+
 func (l *linter) add(r RuleRef, code, format string, args ...any) {
 	line, col := r.Line, r.Col
 	if line == 0 {
@@ -156,14 +166,15 @@ const (
 )
 
 func (l *linter) limits(g *Grammar) {
+	at := func(k string) RuleRef { return l.at(g.Rule, g.ID+".limits."+k) }
 	if g.Limits.MaxArgBytes > LintMaxArgBytes {
-		l.add(g.Rule, LintLimit, "%s: max_arg_bytes %s is above the strict threshold %s", g.ID, Size(g.Limits.MaxArgBytes), Size(LintMaxArgBytes))
+		l.add(at("max_arg_bytes"), LintLimit, "%s: max_arg_bytes %s is above the strict threshold %s", g.ID, Size(g.Limits.MaxArgBytes), Size(LintMaxArgBytes))
 	}
 	if g.Limits.MaxArgs > LintMaxArgs {
-		l.add(g.Rule, LintLimit, "%s: max_args %d is above the strict threshold %d", g.ID, g.Limits.MaxArgs, LintMaxArgs)
+		l.add(at("max_args"), LintLimit, "%s: max_args %d is above the strict threshold %d", g.ID, g.Limits.MaxArgs, LintMaxArgs)
 	}
 	if g.Limits.MaxTotalBytes > LintMaxTotalBytes {
-		l.add(g.Rule, LintLimit, "%s: max_total_bytes %s is above the strict threshold %s", g.ID, Size(g.Limits.MaxTotalBytes), Size(LintMaxTotalBytes))
+		l.add(at("max_total_bytes"), LintLimit, "%s: max_total_bytes %s is above the strict threshold %s", g.ID, Size(g.Limits.MaxTotalBytes), Size(LintMaxTotalBytes))
 	}
 }
 
@@ -211,32 +222,37 @@ func (l *linter) profiles() {
 		}
 	}
 	for _, p := range l.s.Profiles() {
-		at := l.s.ProfileRule(p.Name)
+		rule := l.s.ProfileRule(p.Name)
+		key := func(k string) RuleRef { return l.at(rule, "profiles."+p.Name+"."+k) }
 		if p.Network != NetworkNone {
-			l.add(at, LintNetwork, "profile %q has network %q: commands in it reach the network", p.Name, p.Network)
+			l.add(key("network"), LintNetwork, "profile %q has network %q: commands in it reach the network", p.Name, p.Network)
 		}
 		for _, t := range Thresholds() {
 			if t.Key == "workspace_size" && (ws == "" || !slices.Contains(l.s.ProfileMounts(p.Name), ws)) {
 				continue
 			}
 			if v, over := t.over(p); over {
-				l.add(at, LintLimit, "profile %q: %s %s is above the strict threshold %s", p.Name, t.Key, v, t.Limit)
+				l.add(key(t.Key), LintLimit, "profile %q: %s %s is above the strict threshold %s", p.Name, t.Key, v, t.Limit)
 			}
 		}
 		if p.UID == 0 || p.GID == 0 {
+			at := key("uid")
+			if p.UID != 0 {
+				at = key("gid")
+			}
 			l.add(at, LintRunsAsRoot, "profile %q runs commands as uid %d gid %d: root inside the sandbox widens every kernel attack", p.Name, p.UID, p.GID)
 		}
 		if p.Umask&0o002 == 0 {
-			l.add(at, LintUmask, "profile %q has umask %04o: files it creates are world-writable", p.Name, p.Umask)
+			l.add(key("umask"), LintUmask, "profile %q has umask %04o: files it creates are world-writable", p.Name, p.Umask)
 		}
 		if p.Untrusted {
 			continue
 		}
 		if p.TTY {
-			l.add(at, LintTTY, "profile %q allows a terminal but is not marked untrusted: interactive programs are shells in disguise", p.Name)
+			l.add(key("tty"), LintTTY, "profile %q allows a terminal but is not marked untrusted: interactive programs are shells in disguise", p.Name)
 		}
 		if !p.NoExecWork {
-			l.add(at, LintWritableExec, "profile %q lets commands execute files in writable mounts but is not marked untrusted", p.Name)
+			l.add(key("noexec_work"), LintWritableExec, "profile %q lets commands execute files in writable mounts but is not marked untrusted", p.Name)
 		}
 	}
 }
@@ -244,7 +260,7 @@ func (l *linter) profiles() {
 func (l *linter) roots() {
 	for _, r := range l.s.Roots() {
 		if !r.Workspace && !r.ReadOnly {
-			l.add(r.Rule, LintWritableRoot, "root %q (%s) is shared and writable: one user can change what every other user reads", r.Name, r.Host)
+			l.add(l.at(r.Rule, "roots."+r.Name+".readonly"), LintWritableRoot, "root %q (%s) is shared and writable: one user can change what every other user reads", r.Name, r.Host)
 		}
 	}
 }
