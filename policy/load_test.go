@@ -121,6 +121,8 @@ func TestLoadErrors(t *testing.T) {
 		{"no roles", "version: 1\nroles: {v: {}}\nprofiles: {p: {}}\ndefaults: {profile: p}\ncommands: {x: {path: /usr/bin/echo}, y: {path: /usr/bin/echo, roles: [v]}}\n", LoadOptions{}, CodeRequired, "no roles"},
 		{"bad command name", strings.Replace(minimalPolicy, "echo:", "../echo:", 1), LoadOptions{}, CodeBadName, ""},
 		{"relative binary", strings.Replace(minimalPolicy, "/usr/bin/echo", "bin/echo", 1), LoadOptions{}, CodeBadPath, ""},
+		{"binary outside /usr", strings.Replace(minimalPolicy, "/usr/bin/echo", "/opt/tools/echo", 1), LoadOptions{}, CodeBadPath, "sandbox mounts"},
+		{"binary under /usr prefix lookalike", strings.Replace(minimalPolicy, "/usr/bin/echo", "/usrx/echo", 1), LoadOptions{}, CodeBadPath, ""},
 		{"binary not found", strings.Replace(minimalPolicy, "/usr/bin/echo", "/usr/bin/no-such-binary", 1), LoadOptions{}, CodeBinaryNotFound, ""},
 		{"binary is a directory", strings.Replace(minimalPolicy, "/usr/bin/echo", "/usr/bin", 1), LoadOptions{}, CodeBinaryNotFound, ""},
 		{"sha256 mismatch", withCmd("    sha256: " + strings.Repeat("0", 64) + "\n"), LoadOptions{}, CodeSHA256Mismatch, "pins"},

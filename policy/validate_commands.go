@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"regexp"
 )
 
@@ -17,6 +18,19 @@ var (
 	sha256HexRE   = regexp.MustCompile(`^[0-9a-f]{64}$`)
 	endOfOptsVals = map[string]bool{"--": true, "--end-of-options": true, "none": true}
 )
+
+// binaryDirs are the host directories the sandbox shows at the same path
+// (/usr bound read-only, /bin and /sbin as usr-merge links or binds).
+var binaryDirs = []string{"/usr", "/bin", "/sbin"}
+
+func inBinaryDirs(p string) bool {
+	for _, d := range binaryDirs {
+		if within(p, d) && p != d {
+			return true
+		}
+	}
+	return false
+}
 
 // grammarCtx is what a grammar check needs from its command.
 type grammarCtx struct {
@@ -107,6 +121,10 @@ func (l *loader) checkBinary(d *decl[*FileCommand]) {
 		l.errAt(d.pf, d.path+".path", CodeBadPath, "path %q must be absolute and clean", c.Path)
 		return
 	}
+	if !inBinaryDirs(c.Path) {
+		l.errAt(d.pf, d.path+".path", CodeBadPath, "path %q is not under %v, the only host directories the sandbox mounts for programs", c.Path, binaryDirs)
+		return
+	}
 	if c.SHA256 != "" && !sha256HexRE.MatchString(c.SHA256) {
 		l.errAt(d.pf, d.path+".sha256", CodeBadValue, "sha256 must be 64 lowercase hex digits")
 		return
@@ -117,6 +135,10 @@ func (l *loader) checkBinary(d *decl[*FileCommand]) {
 	st, err := os.Stat(c.Path)
 	if err != nil || !st.Mode().IsRegular() || st.Mode().Perm()&0o111 == 0 {
 		l.errAt(d.pf, d.path+".path", CodeBinaryNotFound, "binary %q does not exist or is not an executable file", c.Path)
+		return
+	}
+	if real, err := filepath.EvalSymlinks(c.Path); err != nil || !inBinaryDirs(real) {
+		l.errAt(d.pf, d.path+".path", CodeBadPath, "binary %q resolves outside %v", c.Path, binaryDirs)
 		return
 	}
 	if c.SHA256 == "" {
