@@ -331,3 +331,30 @@ func BenchmarkLintDefault(b *testing.B) {
 		}
 	}
 }
+
+// FuzzLint: any policy that loads lints without panic, and every finding
+// names a known code and a position in the file.
+func FuzzLint(f *testing.F) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "lint", "*.yaml"))
+	for _, name := range files {
+		if data, err := os.ReadFile(name); err == nil {
+			f.Add(data)
+		}
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := LoadBytes("f.yaml", data, LoadOptions{SkipBinaryCheck: true, StateDir: "/var/lib/execgate"})
+		if err != nil {
+			return
+		}
+		lines := bytes.Count(data, []byte("\n")) + 1
+		read := func(string) ([]byte, error) { return data, nil }
+		for _, e := range Lint(s, LintOptions{ReadFile: read}) {
+			if !slices.Contains(LintCodes(), e.Code) {
+				t.Fatalf("unknown code %q", e.Code)
+			}
+			if e.File != "f.yaml" || e.Line < 1 || e.Line > lines || e.Col < 1 {
+				t.Fatalf("finding outside the file: %v", e)
+			}
+		}
+	})
+}
