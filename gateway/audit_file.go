@@ -90,6 +90,11 @@ func (a *Auditor) open() error {
 		_ = f.Close()
 		return &AuditError{Op: "open", Path: a.path, Err: syscall.EISDIR}
 	}
+	if fi.Mode().IsRegular() && fi.Mode().Perm()&0o077 != 0 {
+		// Not refused (a log shipper may be meant to read it), but said.
+		a.log.Warn("audit log is readable or writable by group or others (chmod 600)",
+			"path", a.path, "mode", fi.Mode().Perm().String())
+	}
 	a.f, a.fi, a.size, a.needNL = f, fi, fi.Size(), false
 	return nil
 }
