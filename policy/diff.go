@@ -203,57 +203,6 @@ func (d *differ) command(oc, nc *Command) {
 	d.grammar(&oc.Grammar, &nc.Grammar, nil)
 }
 
-func (d *differ) env(id string, o, n Env) {
-	for _, k := range sortedMapKeys(o.Set, n.Set) {
-		ov, oin := o.Set[k]
-		nv, nin := n.Set[k]
-		switch {
-		case !oin:
-			d.add(Changed, id, "env %s=%q set", k, nv)
-		case !nin:
-			d.add(Changed, id, "env %s (was %q) no longer set", k, ov)
-		case ov != nv:
-			d.add(Changed, id, "env %s=%q -> %q", k, ov, nv)
-		}
-	}
-	for _, k := range sortedMapKeys(o.Client, n.Client) {
-		ov, oin := o.Client[k]
-		nv, nin := n.Client[k]
-		switch {
-		case !oin:
-			d.add(Loosened, id, "client may set env %s matching %q", k, nv)
-		case !nin:
-			d.add(Tightened, id, "client may no longer set env %s", k)
-		case ov != nv:
-			d.add(Changed, id, "client env %s pattern %q -> %q", k, ov, nv)
-		}
-	}
-	for _, k := range sortedMapKeys(o.Secrets, n.Secrets) {
-		ov, oin := o.Secrets[k]
-		nv, nin := n.Secrets[k]
-		switch {
-		case !oin:
-			d.add(Changed, id, "secret env %s from key %s added", k, nv)
-		case !nin:
-			d.add(Changed, id, "secret env %s removed", k)
-		case ov != nv:
-			d.add(Changed, id, "secret env %s key %s -> %s", k, ov, nv)
-		}
-	}
-}
-
-func sortedMapKeys(a, b map[string]string) []string {
-	var keys []string
-	for k := range a {
-		keys = append(keys, k)
-	}
-	for k := range b {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return slices.Compact(keys)
-}
-
 // inherited is what an enclosing grammar's changes already explain: the
 // roles and deny entries that differ there, and its old and new settings
 // (a subcommand that inherits a changed setting changes the same way).
@@ -323,63 +272,6 @@ func (d *differ) grammar(o, n *Grammar, up *inherited) {
 		}
 		d.grammar(&osc.Grammar, &ns.Grammar, here)
 	}
-}
-
-// toggle reports a setting whose presence is the tighter state.
-func (d *differ) toggle(id, what, o, n string, on func(string) bool) {
-	switch {
-	case o == n:
-	case on(o) && !on(n):
-		d.add(Loosened, id, "%s %q removed", what, o)
-	case !on(o) && on(n):
-		d.add(Tightened, id, "%s %q added", what, n)
-	default:
-		d.add(Changed, id, "%s %q -> %q", what, o, n)
-	}
-}
-
-// flagBool reports a parsing convenience whose enabling accepts more forms.
-func (d *differ) flagBool(id, what string, o, n bool) {
-	if o == n {
-		return
-	}
-	if n {
-		d.add(Loosened, id, "%s enabled", what)
-	} else {
-		d.add(Tightened, id, "%s disabled", what)
-	}
-}
-
-func (d *differ) limitsDiff(id string, o, n Limits) {
-	d.num(id, "max_arg_bytes", int64(o.MaxArgBytes), int64(n.MaxArgBytes), false, sizeText)
-	d.num(id, "max_args", int64(o.MaxArgs), int64(n.MaxArgs), false, intText)
-	d.num(id, "max_total_bytes", int64(o.MaxTotalBytes), int64(n.MaxTotalBytes), false, sizeText)
-}
-
-func sizeText(v int64) string { return Size(v).String() }
-func intText(v int64) string  { return fmt.Sprint(v) }
-
-// num reports a limit where a larger value allows more; with
-// zeroUnlimited, 0 means no limit at all.
-func (d *differ) num(id, key string, o, n int64, zeroUnlimited bool, text func(int64) string) {
-	if o == n {
-		return
-	}
-	render := func(v int64) string {
-		if zeroUnlimited && v == 0 {
-			return "unlimited"
-		}
-		return text(v)
-	}
-	looser := n > o
-	if zeroUnlimited && (o == 0 || n == 0) {
-		looser = n == 0
-	}
-	k := Tightened
-	if looser {
-		k = Loosened
-	}
-	d.add(k, id, "%s %s -> %s", key, render(o), render(n))
 }
 
 func (d *differ) flags(id string, o, n []*Flag) {

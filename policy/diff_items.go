@@ -1,43 +1,10 @@
 package policy
 
 import (
-	"fmt"
 	"strings"
 )
 
 // This file holds the value, profile, root and role comparisons of Diff.
-
-// describeValue renders a value type for a diff line.
-func describeValue(v Value) string {
-	switch v.Type {
-	case TypeInt:
-		return "int " + bound(v.Min, "-inf") + ".." + bound(v.Max, "+inf")
-	case TypeEnum:
-		return "one of " + strings.Join(v.Values, "|")
-	case TypeRegex:
-		return fmt.Sprintf("matching %q", v.Pattern)
-	case TypePath:
-		s := "path in " + strings.Join(v.Roots, ", ")
-		if !v.MustExist {
-			s += ", may not exist"
-		}
-		return s
-	case TypeText:
-		s := fmt.Sprintf("text up to %d bytes", v.MaxLen)
-		if v.Multiline {
-			s += ", multi-line"
-		}
-		return s
-	}
-	return "no value"
-}
-
-func bound(p *int64, inf string) string {
-	if p == nil {
-		return inf
-	}
-	return fmt.Sprint(*p)
-}
 
 // value compares two value types of the same flag or positional.
 func (d *differ) value(id, what string, o, n Value) {
@@ -81,34 +48,6 @@ func (d *differ) value(id, what string, o, n Value) {
 			}
 		}
 	}
-}
-
-// intBound compares an int bound; nil is unbounded. For a lower bound a
-// smaller value allows more, for an upper bound a larger one.
-func (d *differ) intBound(id, what string, o, n *int64, lower bool) {
-	if (o == nil) == (n == nil) && (o == nil || *o == *n) {
-		return
-	}
-	var looser bool
-	switch {
-	case n == nil:
-		looser = true
-	case o == nil:
-		looser = false
-	case lower:
-		looser = *n < *o
-	default:
-		looser = *n > *o
-	}
-	k := Tightened
-	if looser {
-		k = Loosened
-	}
-	inf := "+inf"
-	if lower {
-		inf = "-inf"
-	}
-	d.add(k, id, "%s %s -> %s", what, bound(o, inf), bound(n, inf))
 }
 
 func (d *differ) profiles() {
@@ -196,27 +135,6 @@ func (d *differ) profileSwitches(id string, o, n Profile) {
 	d.ids(id, "gid", o.GID, n.GID)
 }
 
-func seccompText(p Profile) string {
-	if p.SeccompFile != "" {
-		return p.Seccomp + " (" + p.SeccompFile + ")"
-	}
-	return p.Seccomp
-}
-
-func (d *differ) ids(id, what string, o, n uint32) {
-	if o == n {
-		return
-	}
-	k := Changed
-	switch {
-	case n == 0:
-		k = Loosened
-	case o == 0:
-		k = Tightened
-	}
-	d.add(k, id, "%s %d -> %d", what, o, n)
-}
-
 func (d *differ) roots() {
 	oldRoots, newRoots := map[string]*Root{}, map[string]*Root{}
 	for _, r := range d.old.Roots() {
@@ -250,16 +168,6 @@ func (d *differ) roots() {
 	}
 }
 
-func rootMode(r *Root) string {
-	switch {
-	case r.Workspace:
-		return "per-user workspace"
-	case r.ReadOnly:
-		return "read-only"
-	}
-	return "writable"
-}
-
 func (d *differ) roles() {
 	for _, or := range d.old.Roles() {
 		if !hasRole(d.new, or.Name) {
@@ -284,13 +192,4 @@ func (d *differ) roles() {
 		d.members(id, "included role", or.Closure, nr.Closure, Loosened)
 		d.members(id, "permission", or.Permissions, nr.Permissions, Loosened)
 	}
-}
-
-func hasRole(s *Set, name string) bool {
-	for _, r := range s.Roles() {
-		if r.Name == name {
-			return true
-		}
-	}
-	return false
 }
