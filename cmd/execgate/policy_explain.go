@@ -27,16 +27,21 @@ func (e envFlags) Set(v string) error {
 	return nil
 }
 
-// runPolicyExplain implements `execgate policy explain --policy P --sub S
-// --roles R[,R] [--cmdline "..."] [-- COMMAND ARGS...]`: it decides one
-// request and prints the decision, the rule, the final argv, the profile,
-// the mounts and the trace. Exit 0 allowed, 1 denied, 2 usage or load error.
-func runPolicyExplain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+// explainArgs are the parsed arguments of `execgate policy explain`.
+type explainArgs struct {
+	paths    []string
+	req      policy.Request
+	asJSON   bool
+	stateDir string
+}
+
+// parseExplainArgs parses the flags and the request; ok is false after a
+// usage error has been printed.
+func parseExplainArgs(args []string, stderr io.Writer) (a explainArgs, ok bool) {
 	fs := flag.NewFlagSet("execgate policy explain", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var paths []string
 	fs.Func("policy", "policy file or directory (repeatable; loaded as one set)", func(v string) error {
-		paths = append(paths, v)
+		a.paths = append(a.paths, v)
 		return nil
 	})
 	sub := fs.String("sub", "", "the JWT subject")
@@ -44,8 +49,8 @@ func runPolicyExplain(ctx context.Context, args []string, stdout, stderr io.Writ
 	cmdline := fs.String("cmdline", "", "the request as one command-line string (instead of -- COMMAND ARGS...)")
 	cwd := fs.String("cwd", "", "working directory inside the sandbox")
 	tty := fs.Bool("tty", false, "ask for a terminal")
-	asJSON := fs.Bool("json", false, "print the decision as JSON")
-	stateDir := fs.String("state-dir", defaultStateDir, "the gateway's state directory")
+	fs.BoolVar(&a.asJSON, "json", false, "print the decision as JSON")
+	fs.StringVar(&a.stateDir, "state-dir", defaultStateDir, "the gateway's state directory")
 	env := envFlags{}
 	fs.Var(env, "env", "client environment variable KEY=VALUE (repeatable)")
 	fs.Usage = func() {
@@ -53,29 +58,41 @@ func runPolicyExplain(ctx context.Context, args []string, stdout, stderr io.Writ
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return exitUsage
+		return a, false
 	}
-	req := policy.Request{Subject: *sub, Cmdline: *cmdline, Cwd: *cwd, TTY: *tty, Trace: true}
+	a.req = policy.Request{Subject: *sub, Cmdline: *cmdline, Cwd: *cwd, TTY: *tty, Trace: true}
 	if len(env) > 0 {
-		req.Env = env
+		a.req.Env = env
 	}
 	for _, r := range strings.Split(*roles, ",") {
 		if r = strings.TrimSpace(r); r != "" {
-			req.Roles = append(req.Roles, r)
+			a.req.Roles = append(a.req.Roles, r)
 		}
 	}
 	rest := fs.Args()
 	switch {
-	case len(paths) == 0:
+	case len(a.paths) == 0:
 		fmt.Fprintln(stderr, "execgate policy explain: --policy is required")
-		return exitUsage
+		return a, false
 	case (len(rest) == 0) == (*cmdline == ""):
 		fmt.Fprintln(stderr, "execgate policy explain: give either --cmdline or -- COMMAND ARGS...")
-		return exitUsage
+		return a, false
 	case len(rest) > 0:
-		req.Command, req.Args = rest[0], rest[1:]
+		a.req.Command, a.req.Args = rest[0], rest[1:]
 	}
-	set, err := policy.Load(ctx, paths, policy.LoadOptions{StateDir: *stateDir})
+	return a, true
+}
+
+// runPolicyExplain implements `execgate policy explain --policy P --sub S
+// --roles R[,R] [--cmdline "..."] [-- COMMAND ARGS...]`: it decides one
+// request and prints the decision, the rule, the final argv, the profile,
+// the mounts and the trace. Exit 0 allowed, 1 denied, 2 usage or load error.
+func runPolicyExplain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	a, ok := parseExplainArgs(args, stderr)
+	if !ok {
+		return exitUsage
+	}
+	set, err := policy.Load(ctx, a.paths, policy.LoadOptions{StateDir: a.stateDir})
 	if err != nil {
 		var list policy.ErrorList
 		if errors.As(err, &list) {
@@ -85,8 +102,8 @@ func runPolicyExplain(ctx context.Context, args []string, stdout, stderr io.Writ
 		}
 		return exitUsage
 	}
-	dec := set.Decide(ctx, req)
-	if *asJSON {
+	dec := set.Decide(ctx, a.req)
+	if a.asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(dec); err != nil {
