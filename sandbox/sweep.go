@@ -54,6 +54,18 @@ func (m *Manager) sweepContainers() error {
 		id := e.Name()
 		if c, err := libcontainer.Load(dir, id); err == nil {
 			_ = c.Signal(unix.SIGKILL)
+			// Up to ~1 s for the init to die; Load re-reads its state.
+			for i := 0; i < 500; i++ {
+				fresh, err := libcontainer.Load(dir, id)
+				if err != nil {
+					break
+				}
+				c = fresh
+				if st, err := c.Status(); err != nil || st == libcontainer.Stopped {
+					break
+				}
+				time.Sleep(2 * time.Millisecond)
+			}
 			if err := c.Destroy(); err != nil {
 				m.log.Warn("sweep: destroy container", "container", id, "err", err)
 			}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"github.com/execgate/execgate/policy"
@@ -156,6 +157,7 @@ func runSandboxed(ctx context.Context, f *runFlags, spec sandbox.Spec, stdout, s
 	cfg := sandbox.Config{Instance: f.instance, StateRoot: f.stateRoot}
 	if cfg.Instance == "" {
 		cfg.Instance = fmt.Sprintf("run-%d", os.Getpid())
+		sweepDeadRunInstances(ctx, log, sandbox.DefaultStateRootBase)
 	}
 	m, err := sandbox.New(ctx, cfg, log)
 	if err != nil {
@@ -216,4 +218,33 @@ func runExitCode(res sandbox.Result) int {
 		return runExitFailure
 	}
 	return res.ExitCode
+}
+
+var runInstanceRE = regexp.MustCompile(`^run-[0-9]+$`)
+
+// sweepDeadRunInstances cleans up after `execgate run` invocations that
+// died without closing their sandbox (SIGKILL, OOM): each one used its own
+// run-<pid> instance, so no later invocation would sweep it otherwise. An
+// instance whose lock is still held belongs to a live invocation and is
+// left alone.
+func sweepDeadRunInstances(ctx context.Context, log *slog.Logger, base string) {
+	entries, err := os.ReadDir(base)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if !e.IsDir() || !runInstanceRE.MatchString(e.Name()) {
+			continue
+		}
+		cfg := sandbox.Config{Instance: e.Name(), StateRoot: filepath.Join(base, e.Name())}
+		m, err := sandbox.New(ctx, cfg, log)
+		if err != nil {
+			continue // alive (locked) or not ours to touch
+		}
+		root := m.Config().StateRoot
+		if err := m.Close(); err == nil {
+			_ = os.RemoveAll(root)
+			log.Info("removed the sandbox of a dead execgate run", "instance", e.Name())
+		}
+	}
 }

@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/execgate/execgate/policy"
 	"github.com/execgate/execgate/sandbox"
 )
 
@@ -167,5 +170,54 @@ func TestSelfcheckCommand(t *testing.T) {
 	code := dispatch(context.Background(), []string{"selfcheck", "--state-root", filepath.Join(filepath.Dir(self), "state")}, &out, &errb)
 	if code != 1 || !strings.Contains(out.String(), "FAIL binary location") || !strings.Contains(errb.String(), "binary location") {
 		t.Errorf("got exit %d stdout %q stderr %q, want 1 naming the binary location", code, out.String(), errb.String())
+	}
+}
+
+func TestSweepDeadRunInstances(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") != "" {
+			t.Fatal("needs root and CI is set")
+		}
+		t.Skip("needs root")
+	}
+	base := t.TempDir()
+	log := slog.New(slog.DiscardHandler)
+	// A live invocation: its lock is held.
+	liveCfg := sandbox.Config{Instance: "run-1", StateRoot: filepath.Join(base, "run-1")}
+	live, err := sandbox.New(context.Background(), liveCfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	// A dead one: what a SIGKILLed invocation leaves (no lock holder).
+	dead := filepath.Join(base, "run-2")
+	if err := os.MkdirAll(filepath.Join(dead, "containers", "eg-run-1"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// Not an execgate run instance: never touched.
+	other := filepath.Join(base, "default")
+	if err := os.MkdirAll(other, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	sweepDeadRunInstances(context.Background(), log, base)
+	if _, err := os.Stat(dead); !os.IsNotExist(err) {
+		t.Errorf("dead instance %s still there (%v)", dead, err)
+	}
+	for _, keep := range []string{liveCfg.StateRoot, other} {
+		if _, err := os.Stat(keep); err != nil {
+			t.Errorf("%s removed: %v", keep, err)
+		}
+	}
+	if got, err := live.Run(context.Background(), sandbox.Spec{Argv: []string{"/bin/true"}, Profile: runTestProfile()}); err != nil || got.ExitCode != 0 {
+		t.Errorf("live instance after the sweep: %v, exit %d", err, got.ExitCode)
+	}
+}
+
+func runTestProfile() policy.Profile {
+	return policy.Profile{
+		Name: "t", Timeout: 5 * time.Second, KillGrace: time.Second, MemoryBytes: 64 << 20, Pids: 16,
+		CPUShares: 1024, CPUQuota: 1, CPUSeconds: 5, OpenFiles: 64, FileSizeBytes: 1 << 20,
+		TmpfsBytes: 1 << 20, Umask: 0o077, MaxOutputBytes: 1 << 20, Network: policy.NetworkNone,
+		Seccomp: "default", UID: 65534, GID: 65534,
 	}
 }
