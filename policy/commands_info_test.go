@@ -59,6 +59,22 @@ func TestCommandsFor(t *testing.T) {
 	}
 }
 
+func TestCommandsForGolden(t *testing.T) {
+	s := loadFixture(t, "decide.yaml", fixtureDir(t))
+	data, err := json.MarshalIndent(s.CommandsFor([]string{"viewer"}), "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "commands_viewer.golden.json", append(data, '\n'))
+}
+
+func TestDecideNilSet(t *testing.T) {
+	var s *Set
+	if d := s.Decide(t.Context(), Request{Subject: "alice", Command: "ls"}); d.Allowed || d.Reason != ReasonInternal {
+		t.Errorf("got %+v, want internal_error", d)
+	}
+}
+
 func TestHasPermission(t *testing.T) {
 	s := loadFixture(t, "decide.yaml", fixtureDir(t))
 	if !s.HasPermission([]string{"admin"}, "admin") || s.HasPermission([]string{"operator"}, "admin") || s.HasPermission(nil, "admin") {

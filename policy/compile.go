@@ -240,7 +240,7 @@ func (l *loader) compileFlag(pf *parsedFile, path string, f *FileFlag, lim Limit
 	if out.Value.Type != TypeNone {
 		out.Forms = sortedCopy(f.Forms)
 		if len(out.Forms) == 0 {
-			out.Forms = defaultForms()
+			out.Forms = defaultForms(f.Names)
 		}
 	}
 	return out

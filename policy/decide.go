@@ -22,6 +22,9 @@ type decider struct {
 // Decide decides a request. It never panics and denies by default: only a
 // request that passes every check is allowed. The Set is not modified.
 func (s *Set) Decide(ctx context.Context, req Request) (dec *Decision) {
+	if s == nil {
+		return &Decision{Reason: ReasonInternal, Message: ReasonInternal.Message()}
+	}
 	d := &decider{s: s, subject: req.Subject, tr: tracer{on: req.Trace}}
 	defer d.closeRoots()
 	defer func() {

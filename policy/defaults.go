@@ -37,9 +37,24 @@ const (
 )
 
 // defaultForms are the value forms a flag accepts when it lists none:
-// --f=v, --f v / -f v and -fv. The final argv always uses one canonical
-// form, so accepting every spelling widens nothing.
-func defaultForms() []string { return []string{FormAttached, FormEquals, FormSeparate} }
+// every form its names can take (-fv for a one-letter name, --f=v for a
+// long name, and the separate form). The final argv always uses one
+// canonical form, so accepting every spelling widens nothing.
+func defaultForms(names []string) []string {
+	var short, long bool
+	for _, n := range names {
+		short = short || len(n) == 2 && n[0] == '-' && n[1] != '-'
+		long = long || len(n) > 2 && n[:2] == "--"
+	}
+	forms := make([]string, 0, 3)
+	if short {
+		forms = append(forms, FormAttached)
+	}
+	if long {
+		forms = append(forms, FormEquals)
+	}
+	return append(forms, FormSeparate)
+}
 
 // Other derived defaults, applied in compile.go: a text value's max_len
 // is the argument limit; positionals default to min 0 and max len(items),
