@@ -180,3 +180,28 @@ func FuzzParseCaseFile(f *testing.F) {
 		}
 	})
 }
+
+// TestPolicyTestFixturesStayInside: a fixture written through an earlier
+// symlink fixture cannot create a file outside the workspace; the test
+// file fails instead.
+func TestPolicyTestFixturesStayInside(t *testing.T) {
+	dir := t.TempDir()
+	outside := filepath.Join(dir, "outside")
+	if err := os.Mkdir(outside, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	src := "version: 1\npolicy: " + mustAbs(t, "testdata/policy/small.yaml") + "\n" +
+		"files:\n  alice:\n    - {path: out, symlink: " + outside + "}\n    - {path: out/pwned, content: x}\n" +
+		"cases: [{name: a, sub: alice, roles: [viewer], run: [echo, hi], expect: allow}]\n"
+	name := filepath.Join(dir, "escape.yaml")
+	if err := os.WriteFile(name, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ := runCLI(t, "policy", "test", name)
+	if code != exitFinding || !strings.Contains(out, "FAIL "+name) {
+		t.Errorf("exit %d, want %d and a FAIL line:\n%s", code, exitFinding, out)
+	}
+	if _, err := os.Lstat(filepath.Join(outside, "pwned")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("fixture escaped the workspace: stat err %v", err)
+	}
+}

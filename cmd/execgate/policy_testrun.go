@@ -143,27 +143,44 @@ func makeFixtures(set *policy.Set, cf *caseFile) error {
 		if err := os.MkdirAll(ws, 0o755); err != nil {
 			return fmt.Errorf("fixture workspace %s: %w", sub, err)
 		}
-		for _, fx := range cf.Files[sub] {
-			if err := makeFixture(ws, fx); err != nil {
-				return fmt.Errorf("fixture %s/%s: %w", sub, fx.Path, err)
-			}
+		if err := makeWorkspaceFixtures(ws, cf.Files[sub]); err != nil {
+			return fmt.Errorf("fixtures of %s: %w", sub, err)
 		}
 	}
 	return nil
 }
 
-func makeFixture(ws string, fx fixture) error {
-	p := filepath.Join(ws, filepath.FromSlash(fx.Path))
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+// makeWorkspaceFixtures creates one workspace's fixtures through an os.Root, so a
+// fixture path that runs through an earlier symlink fixture cannot create
+// anything outside the workspace.
+func makeWorkspaceFixtures(ws string, fxs []fixture) error {
+	root, err := os.OpenRoot(ws)
+	if err != nil {
 		return err
+	}
+	defer root.Close()
+	for _, fx := range fxs {
+		if err := makeFixture(root, fx); err != nil {
+			return fmt.Errorf("%s: %w", fx.Path, err)
+		}
+	}
+	return nil
+}
+
+func makeFixture(root *os.Root, fx fixture) error {
+	p := filepath.FromSlash(fx.Path)
+	if dir := filepath.Dir(p); dir != "." {
+		if err := root.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
 	}
 	switch {
 	case fx.Symlink != "":
-		return os.Symlink(fx.Symlink, p)
+		return root.Symlink(fx.Symlink, p)
 	case fx.Dir:
-		return os.MkdirAll(p, 0o755)
+		return root.MkdirAll(p, 0o755)
 	}
-	return os.WriteFile(p, []byte(fx.Content), 0o644)
+	return root.WriteFile(p, []byte(fx.Content), 0o644)
 }
 
 func (tr *testRunner) runCase(set *policy.Set, file string, c *policyCase) {
