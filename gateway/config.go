@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -278,6 +279,18 @@ func (c *Config) Validate() error {
 	bad := func(key, format string, a ...any) {
 		errs = append(errs, &ConfigError{Key: key, Message: fmt.Sprintf(format, a...)})
 	}
+	c.validateBasics(bad)
+	c.validateAuth(bad)
+	c.validateLimits(bad)
+	c.validateNetwork(bad)
+	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() }) // stable output
+	return errors.Join(errs...)
+}
+
+// badFunc records one configuration error.
+type badFunc func(key, format string, a ...any)
+
+func (c *Config) validateBasics(bad badFunc) {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		bad("listen", "%v", err)
 	}
@@ -310,6 +323,17 @@ func (c *Config) Validate() error {
 	if c.HTTP.WriteTimeout < 10*time.Second {
 		bad("http.write_timeout", "must be at least 10s (runs end 5s before it), got %s", c.HTTP.WriteTimeout)
 	}
+	if c.HTTP.MaxHeaderBytes < 1024 || c.HTTP.MaxBodyBytes < 1024 {
+		bad("http", "max_header_bytes and max_body_bytes must be at least 1024")
+	}
+	for _, o := range c.HTTP.CORSOrigins {
+		if o == "*" || !strings.HasPrefix(o, "https://") && !strings.HasPrefix(o, "http://") || strings.Count(o, "/") != 2 {
+			bad("http.cors_origins", "%q: an exact origin like https://app.example.com is required (no *, no path)", o)
+		}
+	}
+}
+
+func (c *Config) validateAuth(bad badFunc) {
 	if c.JWT.Leeway < 0 || c.JWT.Leeway > 5*time.Minute {
 		bad("jwt.leeway", "must be between 0 and 5m, got %s", c.JWT.Leeway)
 	}
@@ -325,6 +349,14 @@ func (c *Config) Validate() error {
 	if c.Auth.Lockout.PairThreshold < 1 || c.Auth.Lockout.IPThreshold < c.Auth.Lockout.PairThreshold {
 		bad("auth.lockout", "need 1 <= pair_threshold <= ip_threshold, got %d and %d", c.Auth.Lockout.PairThreshold, c.Auth.Lockout.IPThreshold)
 	}
+	for i, k := range c.JWT.Keys {
+		if k.File == "" {
+			bad(fmt.Sprintf("jwt.keys[%d].file", i), "required")
+		}
+	}
+}
+
+func (c *Config) validateLimits(bad badFunc) {
 	if c.Limits.MaxSessions < 1 || c.Limits.MaxSessionsPerUser < 1 || c.Limits.MaxSessionsPerUser > c.Limits.MaxSessions {
 		bad("limits", "need 1 <= max_sessions_per_user <= max_sessions")
 	}
@@ -340,6 +372,9 @@ func (c *Config) Validate() error {
 	if c.Limits.RedisURL != "" && !strings.HasPrefix(c.Limits.RedisURL, "redis://") && !strings.HasPrefix(c.Limits.RedisURL, "rediss://") {
 		bad("limits.redis_url", "must be a redis:// or rediss:// URL")
 	}
+}
+
+func (c *Config) validateNetwork(bad badFunc) {
 	for k, v := range map[string][]string{
 		"network.trusted_proxies": c.Network.TrustedProxies, "network.allow": c.Network.Allow,
 		"network.block": c.Network.Block, "network.admin_allow": c.Network.AdminAllow,
@@ -350,20 +385,6 @@ func (c *Config) Validate() error {
 			bad(k, "%v", err)
 		}
 	}
-	if c.HTTP.MaxHeaderBytes < 1024 || c.HTTP.MaxBodyBytes < 1024 {
-		bad("http", "max_header_bytes and max_body_bytes must be at least 1024")
-	}
-	for _, o := range c.HTTP.CORSOrigins {
-		if o == "*" || !strings.HasPrefix(o, "https://") && !strings.HasPrefix(o, "http://") || strings.Count(o, "/") != 2 {
-			bad("http.cors_origins", "%q: an exact origin like https://app.example.com is required (no *, no path)", o)
-		}
-	}
-	for i, k := range c.JWT.Keys {
-		if k.File == "" {
-			bad(fmt.Sprintf("jwt.keys[%d].file", i), "required")
-		}
-	}
-	return errors.Join(errs...)
 }
 
 var claimNameRe = regexp.MustCompile(`^[A-Za-z0-9_.:/-]{1,64}$`)
