@@ -33,6 +33,7 @@ func fixtureDir(t testing.TB) string {
 	mk("ws/alice2")
 	mk("docs/guide")
 	write("ws/alice/README", "hello")
+	write("ws/alice/-dash", "a file whose name looks like a flag")
 	write("ws/alice/src/main.go", "package main")
 	write("ws/alice2/secret", "bob")
 	write("docs/guide/index.md", "# doc")
