@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -77,4 +78,61 @@ func triesDenied(cf *caseFile, command, flag string) bool {
 		}
 	}
 	return false
+}
+
+// TestDefaultGitEnvDisarmsRepoConfig runs the real git with the
+// environment and argv the default policy decides, in a repository whose
+// own configuration tries to run programs (core.fsmonitor, a pre-commit
+// hook, core.pager): none of them may run.
+func TestDefaultGitEnvDisarmsRepoConfig(t *testing.T) {
+	set, err := policy.Load(context.Background(), []string{"../../policies/default.yaml"}, policy.LoadOptions{StateDir: defaultStateDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	set, err = set.WithWorkspaceHost(filepath.Join(tmp, "ws", "{sub}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, _ := set.WorkspaceHost("alice")
+	marker := filepath.Join(tmp, "pwned")
+	evil := "touch " + marker
+	setup := [][]string{
+		{"git", "init", "-q", ws},
+		{"git", "-C", ws, "config", "core.fsmonitor", evil},
+		{"git", "-C", ws, "config", "core.pager", evil},
+		{"git", "-C", ws, "config", "alias.st", "!" + evil},
+	}
+	for _, argv := range setup {
+		if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", argv, err, out)
+		}
+	}
+	hook := filepath.Join(ws, ".git", "hooks", "pre-commit")
+	if err := os.WriteFile(hook, []byte("#!/bin/sh\n"+evil+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ws, "f.txt"), []byte("x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"status"}, {"add", "f.txt"}, {"commit", "-m", "one"}, {"log", "-p"}, {"diff", "--stat"},
+	} {
+		d := set.Decide(context.Background(), policy.Request{Subject: "alice", Roles: []string{"operator"}, Command: "git", Args: args})
+		if !d.Allowed {
+			t.Fatalf("git %v: denied %s", args, d.Reason)
+		}
+		cmd := exec.Command(d.Argv[0], d.Argv[1:]...)
+		cmd.Dir, cmd.Env = ws, d.Env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+		if _, err := os.Stat(marker); err == nil {
+			t.Fatalf("git %v ran a program from the repository's configuration", args)
+		}
+	}
+	d := set.Decide(context.Background(), policy.Request{Subject: "alice", Roles: []string{"operator"}, Command: "git", Args: []string{"st"}})
+	if d.Allowed {
+		t.Errorf("git st (an alias) allowed, want denied")
+	}
 }
