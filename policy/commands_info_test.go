@@ -20,7 +20,7 @@ func TestCommandsFor(t *testing.T) {
 		want  string
 	}{
 		{[]string{"viewer"}, "echo,git,head,ls"},
-		{[]string{"operator"}, "echo,find,git,head,ls,touch"},
+		{[]string{"operator"}, "cat,echo,find,git,head,ls,touch"},
 		{[]string{"runner"}, "python3"},
 		{[]string{"nobody"}, ""},
 		{nil, ""},
