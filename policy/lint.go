@@ -2,7 +2,6 @@ package policy
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -50,7 +49,7 @@ func LintCodes() []string {
 // LintOptions tune Lint.
 type LintOptions struct {
 	// ReadFile returns a policy file's text, read for waiver comments;
-	// nil means os.ReadFile.
+	// nil reads the file from disk (bounded like the loader).
 	ReadFile func(name string) ([]byte, error)
 }
 
@@ -67,7 +66,7 @@ func Lint(s *Set, opts LintOptions) ErrorList {
 	l.roles()
 	read := opts.ReadFile
 	if read == nil {
-		read = os.ReadFile
+		read = readPolicyText
 	}
 	out := applyWaivers(l.found, s.Files(), read)
 	out.Sort()
@@ -305,4 +304,17 @@ func intersects(a, b []string) bool {
 		}
 	}
 	return false
+}
+
+// readPolicyText reads a policy file for its waivers, bounded like the
+// loader: a file that grew past the loader's limit has no waivers.
+func readPolicyText(name string) ([]byte, error) {
+	data, err := readPolicyFile(name)
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxFileBytes {
+		return nil, fmt.Errorf("policy %s: larger than %d bytes", name, maxFileBytes)
+	}
+	return data, nil
 }
