@@ -164,6 +164,16 @@ func TestNetworkRules(t *testing.T) {
 	if r := blocked.do("GET", "/healthz", "", nil); r.status != 403 || r.errCode() != CodeIPNotAllowed {
 		t.Errorf("blocked network: got %d %s, want 403 ip_not_allowed", r.status, r.body)
 	}
+	limited := startServer(t, func(cfg *Config, _ *Deps) { cfg.Limits.WSPerIP = "1-M" })
+	up := func() response {
+		return limited.do("GET", "/v1/commands", limited.token("a", "viewer"), nil, "Upgrade", "websocket", "Connection", "Upgrade")
+	}
+	if r := up(); r.status != 200 {
+		t.Errorf("first upgrade attempt: got %d", r.status)
+	}
+	if r := up(); r.status != 429 || r.errCode() != CodeRateLimited {
+		t.Errorf("second upgrade attempt over ws_per_ip: got %d %s, want 429", r.status, r.body)
+	}
 	ws := startServer(t, func(cfg *Config, _ *Deps) { cfg.Network.WSBlock = []string{"127.0.0.1"} })
 	if r := ws.do("GET", "/v1/commands", ws.token("a", "viewer"), nil, "Upgrade", "websocket", "Connection", "Upgrade"); r.status != 403 || r.errCode() != CodeIPNotAllowed {
 		t.Errorf("blocked WebSocket upgrade: got %d %s, want 403 ip_not_allowed", r.status, r.body)

@@ -151,6 +151,18 @@ func TestServeDevModeEndToEnd(t *testing.T) {
 	if code != 200 || m["stdout"] != "e2e\n" {
 		t.Fatalf("exec: got %d %v\n%s", code, m, stderr.String())
 	}
+	// SIGHUP reloads (executor and front); the front audits it.
+	_ = cmd.Process.Signal(syscall.SIGHUP)
+	reloaded := func() bool {
+		b, _ := os.ReadFile(filepath.Join(state, "audit.log"))
+		return bytes.Contains(b, []byte(`"type":"policy_reload"`))
+	}
+	for end := time.Now().Add(10 * time.Second); !reloaded() && time.Now().Before(end); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !reloaded() {
+		t.Errorf("no policy_reload audit line after SIGHUP")
+	}
 	// The network-facing front is not root.
 	if front := frontUID(t, cmd.Process.Pid); front == 0 {
 		t.Errorf("front runs as uid 0")
