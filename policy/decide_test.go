@@ -455,3 +455,27 @@ func TestDecideTraceOnDenial(t *testing.T) {
 		t.Errorf("got a trace without asking: %+v", nt.Trace)
 	}
 }
+
+// TestDecideFreshWorkspace: before a subject's first run its workspace
+// does not exist; it behaves as an empty directory.
+func TestDecideFreshWorkspace(t *testing.T) {
+	s := loadFixture(t, "decide.yaml", fixtureDir(t))
+	tests := []struct {
+		cmd  string
+		args []string
+		want ReasonCode
+	}{
+		{"touch", []string{"first.txt"}, ReasonAllowed},
+		{"touch", []string{"/work/first.txt"}, ReasonAllowed},
+		{"touch", []string{"dir/first.txt"}, ReasonPathNotFound},
+		{"touch", []string{".."}, ReasonPathOutsideRoot},
+		{"ls", []string{"README"}, ReasonPathNotFound},
+		{"ls", nil, ReasonAllowed},
+	}
+	for _, tt := range tests {
+		d := s.Decide(context.Background(), Request{Subject: "newcomer", Roles: []string{"operator"}, Command: tt.cmd, Args: tt.args})
+		if d.Reason != tt.want {
+			t.Errorf("%s %q: got %s, want %s", tt.cmd, tt.args, d.Reason, tt.want)
+		}
+	}
+}

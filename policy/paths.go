@@ -90,9 +90,20 @@ func (d *decider) checkPath(p string, roots []string, mustExist, wantDir bool) (
 	}
 	rfd, err := d.rootFD(d.hostDir(r))
 	if err != nil {
-		return ReasonPathNotFound, "root directory is missing"
+		return missingRoot(r, rel, mustExist, err)
 	}
 	return hostCheck(rfd, rel, mustExist, wantDir)
+}
+
+// missingRoot decides a path under a root whose host directory cannot be
+// opened. A subject's workspace does not exist before its first run (the
+// sandbox creates it): it is then empty, so a new entry directly in it may
+// be named, and nothing else exists.
+func missingRoot(r *Root, rel []string, mustExist bool, err error) (ReasonCode, string) {
+	if r.Workspace && errors.Is(err, unix.ENOENT) && !mustExist && len(rel) == 1 && rel[0] != ".." {
+		return "", ""
+	}
+	return ReasonPathNotFound, "root directory is missing"
 }
 
 // rootFD opens a root's host directory once per decision (O_PATH); the
