@@ -54,6 +54,11 @@ func (s *Server) handleHealth(c *gin.Context) error {
 }
 
 func (s *Server) handleSessions(c *gin.Context) error {
+	ev := s.event(c, EventAdminAction)
+	ev.Action = "list_sessions"
+	if err := s.audit.Record(c.Request.Context(), ev); err != nil {
+		return auditUnavailable(err)
+	}
 	c.JSON(http.StatusOK, gin.H{"sessions": s.sessions.list()})
 	return nil
 }

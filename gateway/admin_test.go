@@ -63,8 +63,8 @@ func TestAdminEndpoints(t *testing.T) {
 			actions = append(actions, l["action"].(string))
 		}
 	}
-	if got := strings.Join(actions, ","); got != "kill_session,kill_session,drain" {
-		t.Errorf("audited admin actions %s, want kill_session,kill_session,drain", got)
+	if got := strings.Join(actions, ","); got != "list_sessions,kill_session,kill_session,drain" {
+		t.Errorf("audited admin actions %s, want list_sessions,kill_session,kill_session,drain", got)
 	}
 }
 

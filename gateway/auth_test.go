@@ -215,6 +215,12 @@ func TestVerifierUnits(t *testing.T) {
 	if !errors.As(err, &te) || te.Reason != "too_large" || !errors.Is(err, ErrUnauthorized) {
 		t.Errorf("got %v, want too_large matching ErrUnauthorized", err)
 	}
+	cfg.RolesClaim = "groups"
+	gv, _ := NewVerifier(cfg, ring)
+	p, err = gv.Verify(sign(t, jwt.SigningMethodHS256, testSecret, with(goodClaims(), "groups", []string{"ops"}), nil))
+	if err != nil || strings.Join(p.Roles, ",") != "ops" {
+		t.Errorf("roles_claim groups: got %+v, %v; want roles [ops]", p, err)
+	}
 	if _, err := NewVerifier(Default().JWT, ring); err == nil {
 		t.Error("a verifier without issuer and audience was built")
 	}

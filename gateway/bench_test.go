@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -13,6 +14,9 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/execgate/execgate/policy"
+	"github.com/execgate/execgate/sandbox/executor"
 )
 
 // The gateway benchmarks, all over loopback with a Go load client in the
@@ -111,8 +115,28 @@ func BenchmarkGateway(b *testing.B) {
 	b.Run("c_exec_check", func(b *testing.B) {
 		loadClient(b, true, post("/v1/exec/check", tok, check), 200)
 	})
+	// d0: the same run through the Runner directly, without HTTP: the
+	// gateway's overhead is d's time per request minus d0's.
+	var directNs float64
+	b.Run("d0_runner_direct_true", func(b *testing.B) {
+		req := policy.Request{Subject: "bench", Roles: []string{"viewer"}, Command: "true"}
+		b.ResetTimer()
+		start := time.Now()
+		for i := range b.N {
+			job := executor.Job{ID: fmt.Sprintf("bench-%d-%d", b.N, i), Request: req, Stdout: io.Discard, Stderr: io.Discard}
+			if _, _, err := env.local.Run(context.Background(), job); err != nil {
+				b.Fatal(err)
+			}
+		}
+		directNs = float64(time.Since(start).Nanoseconds()) / float64(b.N)
+	})
 	b.Run("d_exec_true", func(b *testing.B) {
+		start := time.Now()
 		loadClient(b, false, post("/v1/exec", tok, exec), 200)
+		if directNs > 0 {
+			perReq := float64(time.Since(start).Nanoseconds()) / float64(b.N)
+			b.ReportMetric((perReq-directNs)/1e6, "overhead-ms")
+		}
 	})
 }
 
