@@ -30,6 +30,7 @@ type Config struct {
 	PolicyPoll    time.Duration `yaml:"policy_poll"`
 	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
 	User          string        `yaml:"user"`
+	Instance      string        `yaml:"instance"`
 
 	TLS     TLSConfig     `yaml:"tls"`
 	JWT     JWTConfig     `yaml:"jwt"`
@@ -147,6 +148,7 @@ func Default() Config {
 		PolicyPoll:    2 * time.Second,
 		ShutdownGrace: 10 * time.Second,
 		User:          "execgate",
+		Instance:      "default",
 		JWT: JWTConfig{
 			Leeway:        30 * time.Second,
 			MaxLifetime:   60 * time.Minute,
@@ -305,6 +307,9 @@ func (c *Config) validateBasics(bad badFunc) {
 	if c.StateDir == "" {
 		bad("state_dir", "required")
 	}
+	if !instanceRe.MatchString(c.Instance) {
+		bad("instance", "must match %s", instanceRe)
+	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		bad("tls", "cert_file and key_file go together")
 	}
@@ -386,6 +391,8 @@ func (c *Config) validateNetwork(bad badFunc) {
 		}
 	}
 }
+
+var instanceRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
 
 var claimNameRe = regexp.MustCompile(`^[A-Za-z0-9_.:/-]{1,64}$`)
 

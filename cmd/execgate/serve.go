@@ -34,7 +34,7 @@ func init() {
 
 // serveFlags are the flags that override the config file.
 type serveFlags struct {
-	config, listen, policy, jwtKey, signingKey, issuer, audience, stateDir, auditLog, metricsListen string
+	config, listen, policy, jwtKey, signingKey, issuer, audience, stateDir, auditLog, metricsListen, instance string
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
@@ -50,6 +50,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	fs.StringVar(&f.audience, "jwt-audience", "", "required token audience")
 	fs.StringVar(&f.stateDir, "state-dir", "", "state directory (workspaces, audit log, dev key)")
 	fs.StringVar(&f.auditLog, "audit-log", "", "audit log file (default <state-dir>/audit.log)")
+	fs.StringVar(&f.instance, "instance", "", "sandbox instance name (state root and cgroup parent; one per gateway on a host)")
 	fs.StringVar(&f.metricsListen, "metrics-listen", "", "metrics listener (host:port; \"off\" serves /metrics behind the admin permission)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -74,7 +75,7 @@ func (f *serveFlags) buildConfig() (gateway.Config, error) {
 	}
 	for dst, v := range map[*string]string{
 		&cfg.Listen: f.listen, &cfg.Policy: f.policy, &cfg.JWT.Issuer: f.issuer, &cfg.JWT.Audience: f.audience,
-		&cfg.StateDir: f.stateDir, &cfg.AuditLog: f.auditLog, &cfg.Auth.SigningKey.File: f.signingKey,
+		&cfg.StateDir: f.stateDir, &cfg.AuditLog: f.auditLog, &cfg.Auth.SigningKey.File: f.signingKey, &cfg.Instance: f.instance,
 	} {
 		if v != "" {
 			*dst = v
@@ -415,7 +416,7 @@ type runtime struct {
 // in-process executor. The self-check runs first; a missing piece is an
 // error, never a weaker sandbox.
 func newRunner(ctx context.Context, cfg gateway.Config, log *slog.Logger) (*runtime, error) {
-	sbCfg := sandbox.Config{WorkspaceImageRoot: filepath.Join(cfg.StateDir, "images")}
+	sbCfg := sandbox.Config{Instance: cfg.Instance, WorkspaceImageRoot: filepath.Join(cfg.StateDir, "images")}
 	checks, err := sandbox.Selfcheck(sbCfg)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox self-check: %w", err)

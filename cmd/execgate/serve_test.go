@@ -106,7 +106,7 @@ func TestServeDevModeEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := freePort(t)
-	cmd := exec.Command(bin, "serve", "--listen", addr, "--state-dir", state)
+	cmd := exec.Command(bin, "serve", "--listen", addr, "--state-dir", state, "--instance", "serve-e2e")
 	stdout, _ := cmd.StdoutPipe()
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
