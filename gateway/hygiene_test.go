@@ -228,3 +228,27 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+func TestAccessLogLine(t *testing.T) {
+	env := startServer(t, nil)
+	r := env.do("POST", "/v1/exec", env.token("alice", "viewer"), map[string]any{"command": "echo", "args": []string{"x"}})
+	id := r.header.Get("X-Request-Id")
+	var line map[string]any
+	for _, l := range strings.Split(env.logs.String(), "\n") {
+		if strings.Contains(l, id) && strings.Contains(l, `"msg":"request"`) {
+			if err := jsonUnmarshal([]byte(l), &line); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	want := map[string]any{"request_id": id, "subject": "alice", "session_id": id, "remote_ip": "127.0.0.1",
+		"method": "POST", "route": "/v1/exec", "status": float64(200)}
+	for k, v := range want {
+		if line[k] != v {
+			t.Errorf("access line %s = %v, want %v (line %v)", k, line[k], v, line)
+		}
+	}
+	if _, ok := line["latency_ms"].(float64); !ok {
+		t.Errorf("access line has no latency_ms: %v", line)
+	}
+}

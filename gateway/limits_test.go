@@ -157,6 +157,9 @@ func TestAuthToken(t *testing.T) {
 			t.Errorf("audit line carries a secret: %s", s)
 		}
 	}
+	if containsAny(env.logs.String(), "correct horse", "s3cret", "nope") {
+		t.Error("the log carries a password or key")
+	}
 	var fails int
 	for _, l := range env.auditLines() {
 		if l["type"] == "auth_failure" && l["route"] == "/auth/token" {
