@@ -3,4 +3,16 @@
 // cgroup limits, rlimits, a wall-clock timeout and capped, back-pressured
 // output. It never falls back to a weaker sandbox: when a piece is missing,
 // Selfcheck names it and New refuses.
+//
+// A Manager owns one instance (state root, cgroup parent, lock):
+//
+//	m, err := sandbox.New(ctx, sandbox.Config{Instance: "gw1"}, log)
+//	...
+//	defer m.Close()
+//	res, err := m.Run(ctx, sandbox.Spec{ID: reqID, Argv: dec.Argv, Env: dec.Env,
+//		Cwd: dec.Cwd, Mounts: dec.Mounts, Profile: *dec.Profile, Stdout: w, Stderr: w})
+//
+// The binary must act as libcontainer's init when started as
+// "<binary> init" (cmd/execgate/init.go). docs/sandbox.md describes the
+// sandbox, its mount table, seccomp profiles, limits and life cycle.
 package sandbox
