@@ -56,7 +56,9 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		err := fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		fmt.Fprintf(stderr, "execgate serve: %v\n", err)
+		return nil, err
 	}
 	return f, nil
 }
@@ -141,8 +143,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 1
 	}
 	f, err := parseServeFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
 	if err != nil {
-		return 2
+		return 2 // the flag package (or parseServeFlags) said why
 	}
 	cfg, err := f.buildConfig()
 	if err != nil {
@@ -335,6 +340,7 @@ func serve(ctx context.Context, cfg gateway.Config, rt *runtime, log *slog.Logge
 		return fail(err)
 	}
 	if cfg.Dev {
+		log.Warn("DEVELOPMENT MODE: embedded default policy, generated key; not for production")
 		if err := printDev(stdout, cfg); err != nil {
 			return fail(err)
 		}

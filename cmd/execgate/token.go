@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -30,6 +31,9 @@ func runToken(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	iss := fs.String("iss", "", "issuer (must match the gateway's jwt.issuer)")
 	aud := fs.String("aud", "", "audience (must match the gateway's jwt.audience)")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
 	if fs.NArg() > 0 || *key == "" || *sub == "" || *iss == "" || *aud == "" {
