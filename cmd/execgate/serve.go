@@ -314,7 +314,9 @@ func serveFront(ctx context.Context, cfg gateway.Config, stdout, stderr io.Write
 	rt := &runtime{
 		runner:    client,
 		setPolicy: func(*policy.Set) { _ = client.RequestReload() },
-		close:     func() {},
+		// The executor ran the sandbox self-check before the split.
+		features: map[string]any{"privilege_split": true, "front_uid": os.Getuid(), "instance": cfg.Instance},
+		close:    func() {},
 	}
 	return serve(ctx, cfg, rt, log, stdout, stderr)
 }
