@@ -80,6 +80,11 @@ func isTransientStart(err error) bool {
 // the container, so a retry starts from nothing.
 func (r *run) cleanupFailedStart() error {
 	err := r.destroy()
+	if r.process != nil {
+		// Reap the init if it was started (destroy killed it); a no-op
+		// when libcontainer already waited for it or never started it.
+		_, _ = r.process.Wait()
+	}
 	r.container, r.process = nil, nil
 	return err
 }

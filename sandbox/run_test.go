@@ -323,6 +323,30 @@ func TestRunStartFailureLeavesNothing(t *testing.T) {
 	if got := runSpec(t, m, Spec{Argv: []string{"/bin/true"}}); got.ExitCode != 0 {
 		t.Errorf("run after failed starts: exit %d", got.ExitCode)
 	}
+	if z := zombieChildren(t); len(z) > 0 {
+		t.Errorf("unreaped children after failed starts: %v", z)
+	}
+}
+
+// zombieChildren lists this process's children in state Z.
+func zombieChildren(t *testing.T) []string {
+	t.Helper()
+	tasks, _ := filepath.Glob("/proc/self/task/*/children")
+	var out []string
+	for _, f := range tasks {
+		data, _ := os.ReadFile(f)
+		for _, pid := range strings.Fields(string(data)) {
+			stat, err := os.ReadFile("/proc/" + pid + "/stat")
+			if err != nil {
+				continue
+			}
+			// "pid (comm) S ...": the state follows the last ')'.
+			if i := strings.LastIndexByte(string(stat), ')'); i > 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
+				out = append(out, pid)
+			}
+		}
+	}
+	return out
 }
 
 func TestRunUmaskAndNetwork(t *testing.T) {
