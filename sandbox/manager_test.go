@@ -69,6 +69,9 @@ func newTestManager(t testing.TB) *Manager {
 		if err := m.Close(); err != nil {
 			t.Errorf("Close: %v", err)
 		}
+		if z := zombieChildren(t); len(z) > 0 {
+			t.Errorf("unreaped children after Close: %v", z)
+		}
 		// Every goroutine the Manager and its runs started has ended.
 		if err := goleak.Find(before); err != nil {
 			t.Errorf("goroutines left after Close: %v", err)

@@ -329,7 +329,7 @@ func TestRunStartFailureLeavesNothing(t *testing.T) {
 }
 
 // zombieChildren lists this process's children in state Z.
-func zombieChildren(t *testing.T) []string {
+func zombieChildren(t testing.TB) []string {
 	t.Helper()
 	tasks, _ := filepath.Glob("/proc/self/task/*/children")
 	var out []string
