@@ -9,10 +9,12 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -167,6 +169,42 @@ func TestHostileTokens(t *testing.T) {
 		if len(tc.token) > 20 && strings.Contains(logs, tc.token[:len(tc.token)-10]) {
 			t.Errorf("%s: token appears in the log", tc.name)
 		}
+	}
+}
+
+// TestKeyURLsNeverFetched: jku and x5u point at a listener that must never
+// be contacted.
+func TestKeyURLsNeverFetched(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var contacted atomic.Int32
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			contacted.Add(1)
+			c.Close()
+		}
+	}()
+	env := startServer(t, nil)
+	attacker, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	u := "http://" + ln.Addr().String() + "/keys"
+	for _, hdr := range []map[string]any{{"jku": u}, {"x5u": u}, {"jku": u, "kid": "k1"}} {
+		tok := sign(t, jwt.SigningMethodES256, attacker, goodClaims(), hdr)
+		if r := env.do("GET", "/v1/commands", tok, nil); r.status != 401 {
+			t.Errorf("%v: got %d, want 401", hdr, r.status)
+		}
+	}
+	ln.Close()
+	<-done
+	if n := contacted.Load(); n != 0 {
+		t.Errorf("the gateway contacted a token's key URL %d times", n)
 	}
 }
 

@@ -3,10 +3,13 @@ package gateway
 import (
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"strings"
 	"testing"
 
+	"github.com/gin-gonic/gin"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -132,5 +135,38 @@ func FuzzNetRules(f *testing.F) {
 			t.Fatalf("%s blocked by %s but permitted", ip, cidr)
 		}
 		_ = rateKey(ip)
+	})
+}
+
+// FuzzTokenInQuery: a query carrying a JWT-looking value or a credential
+// parameter is always refused with token_in_query, and nothing panics.
+func FuzzTokenInQuery(f *testing.F) {
+	f.Add("access_token=eyJhbGciOiJIUzI1NiJ9.e30.x")
+	f.Add("page=2")
+	f.Add("a=%65yJhbGciOi.x.y")
+	f.Add("x=1&TOKEN=2")
+	s := &Server{log: discardLogger()}
+	f.Fuzz(func(t *testing.T, q string) {
+		r := newReq("127.0.0.1:1")
+		r.URL.RawQuery = q
+		vals, err := url.ParseQuery(q)
+		hit := jwtLikeRe.MatchString(q)
+		for k, vs := range vals {
+			hit = hit || tokenParamRe.MatchString(k)
+			for _, v := range vs {
+				hit = hit || jwtLikeRe.MatchString(v)
+			}
+		}
+		w := httptest.NewRecorder()
+		c, _ := gin.CreateTestContext(w)
+		c.Request = r
+		s.noTokenInQuery(c)
+		refused := w.Code == http.StatusBadRequest
+		if err == nil && hit && !refused {
+			t.Fatalf("query %q carries a credential and was not refused", q)
+		}
+		if !hit && refused {
+			t.Fatalf("harmless query %q refused", q)
+		}
 	})
 }
