@@ -31,7 +31,7 @@ func FuzzValidateSpec(f *testing.F) {
 		if err := validateSpec(&s); err != nil {
 			return
 		}
-		if !idRE.MatchString(s.ID) || !filepath.IsAbs(s.Argv[0]) || strings.ContainsRune(s.Argv[0], 0) {
+		if !validID(s.ID) || !filepath.IsAbs(s.Argv[0]) || strings.ContainsRune(s.Argv[0], 0) {
 			t.Fatalf("accepted bad id or argv: %q %q", s.ID, s.Argv[0])
 		}
 		if !filepath.IsAbs(s.Cwd) || filepath.Clean(s.Cwd) != s.Cwd {

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -205,5 +206,37 @@ func TestEndedBy(t *testing.T) {
 				t.Errorf("got %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestValidNames(t *testing.T) {
+	long := strings.Repeat("a", 64)
+	tests := []struct {
+		s            string
+		id, instance bool
+	}{
+		{"run-1", true, true},
+		{"Run.1_x", true, false},
+		{"a", true, true},
+		{"", false, false},
+		{"-x", false, false},
+		{"_x", false, false},
+		{".x", false, false},
+		{"../x", false, false},
+		{"a/b", false, false},
+		{"a b", false, false},
+		{"ä", false, false},
+		{long, true, false},
+		{long + "a", false, false},
+		{strings.Repeat("a", 32), true, true},
+		{strings.Repeat("a", 33), true, false},
+	}
+	for _, tt := range tests {
+		if got := validID(tt.s); got != tt.id {
+			t.Errorf("validID(%q): got %v, want %v", tt.s, got, tt.id)
+		}
+		if got := validInstance(tt.s); got != tt.instance {
+			t.Errorf("validInstance(%q): got %v, want %v", tt.s, got, tt.instance)
+		}
 	}
 }

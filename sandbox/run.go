@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -19,7 +18,13 @@ import (
 	"github.com/execgate/execgate/policy"
 )
 
-var idRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+// validID reports whether s is 1-64 of [A-Za-z0-9_.-], starting with a
+// letter or digit.
+func validID(s string) bool {
+	return validName(s, 64, func(c byte) bool {
+		return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-'
+	})
+}
 
 // Run runs spec in a fresh container and returns when the command and
 // every process it started are gone and the container is destroyed. An
@@ -103,8 +108,8 @@ func validateSpec(s *Spec) error {
 	if s.ID == "" {
 		s.ID = "run"
 	}
-	if !idRE.MatchString(s.ID) {
-		return &SpecError{Field: "id", Reason: fmt.Sprintf("%q: want %s", s.ID, idRE)}
+	if !validID(s.ID) {
+		return &SpecError{Field: "id", Reason: fmt.Sprintf("%q: want 1-64 of A-Z, a-z, 0-9, _, . and -, starting with a letter or digit", s.ID)}
 	}
 	if len(s.Argv) == 0 || !filepath.IsAbs(s.Argv[0]) {
 		return &SpecError{Field: "argv", Reason: "argv[0] must be an absolute path"}
