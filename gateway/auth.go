@@ -2,12 +2,14 @@ package gateway
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -97,11 +99,52 @@ func (kr *Keyring) lookup(t *jwt.Token) (any, error) {
 	return k.Key, nil
 }
 
-// Verifier checks bearer tokens against the keyring and the configured claims.
+// Verifier checks bearer tokens against the keyring and the configured
+// claims. Verified tokens are remembered until they expire (a new Verifier,
+// as on key reload, starts empty), so a client reusing its token costs a
+// hash and a map lookup instead of a parse and a signature check.
 type Verifier struct {
-	cfg  JWTConfig
-	ring *Keyring
-	now  func() time.Time
+	cfg   JWTConfig
+	ring  *Keyring
+	now   func() time.Time
+	cache verifiedCache
+}
+
+// verifiedCache maps sha256(token) to its principal and expiry.
+type verifiedCache struct {
+	mu sync.Mutex
+	m  map[[32]byte]verified
+}
+
+type verified struct {
+	p   Principal
+	exp time.Time
+}
+
+// maxVerifiedCache bounds the cache; when full it starts over.
+const maxVerifiedCache = 4096
+
+func (vc *verifiedCache) get(key [32]byte, now time.Time) (Principal, bool) {
+	vc.mu.Lock()
+	defer vc.mu.Unlock()
+	v, ok := vc.m[key]
+	if !ok {
+		return Principal{}, false
+	}
+	if !now.Before(v.exp) {
+		delete(vc.m, key)
+		return Principal{}, false
+	}
+	return v.p, true
+}
+
+func (vc *verifiedCache) put(key [32]byte, p Principal, exp time.Time) {
+	vc.mu.Lock()
+	defer vc.mu.Unlock()
+	if vc.m == nil || len(vc.m) >= maxVerifiedCache {
+		vc.m = make(map[[32]byte]verified)
+	}
+	vc.m[key] = verified{p: p, exp: exp}
 }
 
 // NewVerifier builds a verifier; cfg.Issuer and cfg.Audience are required.
@@ -141,6 +184,10 @@ func (v *Verifier) Verify(raw string) (Principal, error) {
 	if len(raw) > v.cfg.MaxTokenBytes {
 		return Principal{}, &TokenError{Reason: "too_large", Err: fmt.Errorf("%d bytes", len(raw))}
 	}
+	key := sha256.Sum256([]byte(raw))
+	if p, ok := v.cache.get(key, v.now()); ok {
+		return p, nil
+	}
 	p := jwt.NewParser(
 		jwt.WithValidMethods(v.ring.methods),
 		jwt.WithExpirationRequired(),
@@ -155,7 +202,14 @@ func (v *Verifier) Verify(raw string) (Principal, error) {
 	if _, err := p.ParseWithClaims(raw, claims, v.ring.lookup); err != nil {
 		return Principal{}, &TokenError{Reason: tokenReason(err), Err: err}
 	}
-	return v.principal(claims)
+	pr, err := v.principal(claims)
+	if err != nil {
+		return Principal{}, err
+	}
+	if exp, _ := claims.GetExpirationTime(); exp != nil {
+		v.cache.put(key, pr, exp.Time) // never past exp: the leeway is not extended
+	}
+	return pr, nil
 }
 
 func tokenReason(err error) string {

@@ -358,3 +358,22 @@ func TestSignerRefusesBadInput(t *testing.T) {
 		t.Errorf("header %s has no kid", hdr)
 	}
 }
+
+// TestVerifiedCacheHonoursExpiry: a remembered token stops working at its exp.
+func TestVerifiedCacheHonoursExpiry(t *testing.T) {
+	ring, _ := NewKeyring([]*Key{{ID: "k1", Algorithm: "HS256", Key: testSecret, Secret: true}})
+	cfg := Default().JWT
+	cfg.Issuer, cfg.Audience, cfg.Leeway = testIss, testAud, 0
+	v, _ := NewVerifier(cfg, ring)
+	now := time.Now()
+	tok := sign(t, jwt.SigningMethodHS256, testSecret, with(goodClaims(), "exp", now.Add(2*time.Minute).Unix()), nil)
+	for range 2 { // the second one comes from the cache
+		if _, err := v.Verify(tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v.now = func() time.Time { return now.Add(3 * time.Minute) }
+	if _, err := v.Verify(tok); err == nil {
+		t.Fatal("an expired token was accepted from the cache")
+	}
+}
