@@ -20,6 +20,7 @@ type Principal struct {
 	Subject string
 	Roles   []string
 	TokenID string
+	KeyID   string // the kid that verified the token
 }
 
 // subjectRe is the only form a subject may take: it becomes a path component
@@ -178,16 +179,29 @@ func (e *TokenError) Is(target error) bool { return target == ErrUnauthorized }
 
 // Verify checks a raw token and returns its principal.
 func (v *Verifier) Verify(raw string) (Principal, error) {
+	p, _, err := v.verify(raw)
+	return p, err
+}
+
+// verify is Verify that also says whether the token was checked now (false:
+// remembered from an earlier check).
+func (v *Verifier) verify(raw string) (Principal, bool, error) {
 	if raw == "" {
-		return Principal{}, &TokenError{Reason: "missing"}
+		return Principal{}, false, &TokenError{Reason: "missing"}
 	}
 	if len(raw) > v.cfg.MaxTokenBytes {
-		return Principal{}, &TokenError{Reason: "too_large", Err: fmt.Errorf("%d bytes", len(raw))}
+		return Principal{}, false, &TokenError{Reason: "too_large", Err: fmt.Errorf("%d bytes", len(raw))}
 	}
 	key := sha256.Sum256([]byte(raw))
 	if p, ok := v.cache.get(key, v.now()); ok {
-		return p, nil
+		return p, false, nil
 	}
+	p, err := v.check(raw, key)
+	return p, err == nil, err
+}
+
+// check parses and verifies raw, and remembers it when valid.
+func (v *Verifier) check(raw string, key [32]byte) (Principal, error) {
 	p := jwt.NewParser(
 		jwt.WithValidMethods(v.ring.methods),
 		jwt.WithExpirationRequired(),
@@ -199,13 +213,15 @@ func (v *Verifier) Verify(raw string) (Principal, error) {
 		jwt.WithStrictDecoding(),
 	)
 	claims := jwt.MapClaims{}
-	if _, err := p.ParseWithClaims(raw, claims, v.ring.lookup); err != nil {
+	tok, err := p.ParseWithClaims(raw, claims, v.ring.lookup)
+	if err != nil {
 		return Principal{}, &TokenError{Reason: tokenReason(err), Err: err}
 	}
 	pr, err := v.principal(claims)
 	if err != nil {
 		return Principal{}, err
 	}
+	pr.KeyID, _ = tok.Header["kid"].(string)
 	if exp, _ := claims.GetExpirationTime(); exp != nil {
 		v.cache.put(key, pr, exp.Time) // never past exp: the leeway is not extended
 	}

@@ -28,9 +28,13 @@ func TestExecEcho(t *testing.T) {
 	for _, l := range lines {
 		types = append(types, l["type"].(string))
 	}
-	if got, want := strings.Join(types, ","), "decision,exec_start,exec_end"; got != want {
+	if got, want := strings.Join(types, ","), "auth_success,decision,exec_start,exec_end"; got != want {
 		t.Errorf("audit types %s, want %s", got, want)
 	}
+	if lines[0]["kid"] != "k1" || lines[0]["auth_method"] != "jwt" {
+		t.Errorf("auth_success %v, want kid k1 and auth_method jwt", lines[0])
+	}
+	lines = lines[1:]
 	for _, l := range lines {
 		if l["decision_id"] == nil || l["decision_id"] != lines[0]["decision_id"] || l["subject"] != "alice" || l["remote_ip"] != "127.0.0.1" {
 			t.Errorf("audit line %v: want the decision's id, subject and remote ip", l)
@@ -129,7 +133,12 @@ func TestReasonCodesOverHTTP(t *testing.T) {
 			if strings.Contains(string(r.body), "rule") || strings.Contains(string(r.body), "policy.yaml") {
 				t.Errorf("%s: the answer leaks the rule: %s", tc.reason, r.body)
 			}
-			lines := env.auditFor(id)
+			var lines []map[string]any
+			for _, l := range env.auditFor(id) {
+				if l["type"] != "auth_success" {
+					lines = append(lines, l)
+				}
+			}
 			if len(lines) != 1 || lines[0]["type"] != "decision" || lines[0]["allowed"] != false || lines[0]["reason"] != tc.reason || lines[0]["rule"] == nil {
 				t.Errorf("%s: audit %v, want one decision line with the reason and the rule", tc.reason, lines)
 			}
