@@ -27,6 +27,11 @@ func (s *Server) handleReadyz(c *gin.Context) error {
 	if s.draining.Load() {
 		return httpErr(http.StatusServiceUnavailable, CodeDraining, "draining", ErrDraining)
 	}
+	for _, check := range s.readyChecks {
+		if err := check(c.Request.Context()); err != nil {
+			return httpErr(http.StatusServiceUnavailable, CodeUnavailable, "not ready", err)
+		}
+	}
 	c.JSON(http.StatusOK, gin.H{"status": "ready"})
 	return nil
 }

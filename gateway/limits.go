@@ -58,6 +58,14 @@ func (s *Server) initLimits(ctx context.Context) error {
 			return fmt.Errorf("redis limiter store: %w", err)
 		}
 		locks = redisLocks{c: client}
+		s.readyChecks = append(s.readyChecks, func(ctx context.Context) error {
+			ctx, cancel := context.WithTimeout(ctx, time.Second)
+			defer cancel()
+			if err := client.Ping(ctx).Err(); err != nil {
+				return fmt.Errorf("redis: %w", err)
+			}
+			return nil
+		})
 	}
 	l := s.cfg.Limits
 	mk := func(spec string) *limiter.Limiter {

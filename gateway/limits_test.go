@@ -311,6 +311,9 @@ func TestRedisSharedLimitsAndLockouts(t *testing.T) {
 	if r := login(a, "correct horse"); r.status != 429 || r.errCode() != CodeLockedOut {
 		t.Errorf("lockout shared through Redis: got %d %s, want 429 locked_out", r.status, r.body)
 	}
+	if r := a.do("GET", "/readyz", "", nil); r.status != 200 {
+		t.Errorf("readyz with Redis up: got %d", r.status)
+	}
 	cfg := Default()
 	cfg.Limits.RedisURL = "http://x"
 	if err := cfg.Validate(); err == nil {

@@ -78,9 +78,10 @@ type Server struct {
 	reloadMu    sync.Mutex
 	policyStamp []fileStamp
 
-	engine  *gin.Engine
-	httpSrv *http.Server
-	closers []func() error
+	engine      *gin.Engine
+	httpSrv     *http.Server
+	closers     []func() error
+	readyChecks []func(context.Context) error // besides policy, audit and draining
 
 	// stopping is closed when shutdown begins (http.Server.RegisterOnShutdown):
 	// hijacked, long-lived connections (WebSocket) select on Stopping and
