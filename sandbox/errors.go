@@ -24,6 +24,10 @@ var (
 	ErrStart = errors.New("container start failed")
 	// ErrSeccompProfile means a seccomp profile is unknown or invalid.
 	ErrSeccompProfile = errors.New("bad seccomp profile")
+	// ErrNoRun means no running command has the Spec.ID given to Signal.
+	ErrNoRun = errors.New("no such running command")
+	// ErrSignal means Signal was asked for a signal it does not deliver.
+	ErrSignal = errors.New("signal not deliverable to a sandboxed command")
 )
 
 // SelfcheckError names the check that failed. It matches ErrSelfcheck.
@@ -84,11 +88,17 @@ func (e *StartError) Unwrap() error { return e.Err }
 // Is makes errors.Is(err, ErrStart) true.
 func (e *StartError) Is(target error) bool { return target == ErrStart }
 
-// LockedError names the lock file another process holds. It matches
-// ErrLocked.
-type LockedError struct{ Path string }
+// LockedError names the lock file another process holds, and what it
+// guards (the state root, or a cgroup parent). It matches ErrLocked.
+type LockedError struct {
+	Path string
+	What string // "" for the state root
+}
 
 func (e *LockedError) Error() string {
+	if e.What != "" {
+		return fmt.Sprintf("sandbox: %s is in use by another instance (lock %s)", e.What, e.Path)
+	}
 	return fmt.Sprintf("sandbox instance lock %s is held by another process", e.Path)
 }
 

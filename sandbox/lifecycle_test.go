@@ -220,3 +220,68 @@ func TestForeignStateRootRefused(t *testing.T) {
 		t.Errorf("foreign file touched: %v", err)
 	}
 }
+
+// TestCgroupParentLock: a second instance with its own state root but the
+// same cgroup parent is refused, so its sweep can never kill the first
+// one's running containers.
+func TestCgroupParentLock(t *testing.T) {
+	m := newTestManager(t)
+	other := testConfig(t)
+	other.CgroupParent = m.cfg.CgroupParent
+	done := make(chan runOut, 1)
+	go func() {
+		p := testProfile()
+		p.Timeout = 5 * time.Second
+		res, err := m.Run(context.Background(), Spec{Argv: []string{"/bin/sleep", "1"}, Profile: p})
+		if err != nil {
+			t.Error(err)
+		}
+		done <- runOut{Result: res}
+	}()
+	time.Sleep(300 * time.Millisecond) // the sleep is running
+	_, err := New(context.Background(), other, testLogger(t))
+	var le *LockedError
+	if !errors.As(err, &le) || !strings.Contains(le.What, "cgroup parent") {
+		t.Errorf("second instance on the same cgroup parent: got %v, want a LockedError naming the cgroup parent", err)
+	}
+	if got := <-done; got.ExitCode != 0 || got.EndedBy != EndedExit {
+		t.Errorf("the first instance's run was disturbed: %+v", got.Result)
+	}
+}
+
+func TestSignal(t *testing.T) {
+	m := newTestManager(t)
+	p := testProfile()
+	p.Timeout = 10 * time.Second
+	done := make(chan runOut, 1)
+	go func() {
+		var out strings.Builder
+		res, err := m.Run(context.Background(), Spec{ID: "sig-1", Argv: []string{"/bin/sh", "-c", "trap 'echo got-term; exit 5' TERM; while :; do sleep 0.05; done"}, Profile: p, Stdout: &out})
+		if err != nil {
+			t.Error(err)
+		}
+		done <- runOut{Result: res, Stdout: out.String()}
+	}()
+	// Signal until the run ends: the first TERM may arrive before the
+	// shell has set its trap (pid 1 ignores unhandled signals).
+	var got runOut
+	for waiting := true; waiting; {
+		select {
+		case got = <-done:
+			waiting = false
+		case <-time.After(100 * time.Millisecond):
+			if err := m.Signal("sig-1", syscall.SIGTERM); err != nil && !errors.Is(err, ErrNoRun) {
+				t.Errorf("Signal: %v", err)
+			}
+		}
+	}
+	if got.ExitCode != 5 || got.Stdout != "got-term\n" || got.EndedBy != EndedExit {
+		t.Errorf("got exit %d stdout %q ended %q, want 5, got-term, exit", got.ExitCode, got.Stdout, got.EndedBy)
+	}
+	if err := m.Signal("sig-1", syscall.SIGTERM); !errors.Is(err, ErrNoRun) {
+		t.Errorf("signal after the run: got %v, want ErrNoRun", err)
+	}
+	if err := m.Signal("sig-1", syscall.SIGSTOP); !errors.Is(err, ErrSignal) {
+		t.Errorf("SIGSTOP: got %v, want ErrSignal", err)
+	}
+}

@@ -22,7 +22,7 @@ import (
 type Manager struct {
 	cfg      Config
 	log      *slog.Logger
-	lock     *os.File
+	locks    []*os.File // state root lock, cgroup parent lock
 	skel     *skeleton
 	starters *starterPool
 	images   *imageMounts
@@ -33,14 +33,16 @@ type Manager struct {
 
 	mu     sync.Mutex
 	closed bool
-	runs   sync.WaitGroup // active Run calls
-	bg     sync.WaitGroup // stdin copiers that outlive their run (blocked in the caller's Read)
+	active map[string]map[*run]struct{} // running commands by Spec.ID
+	runs   sync.WaitGroup               // active Run calls
+	bg     sync.WaitGroup               // stdin copiers that outlive their run (blocked in the caller's Read)
 	seq    atomic.Uint64
 }
 
-// New checks the host (Selfcheck), takes the instance lock under the state
-// root, sweeps leftovers of an earlier process of the same instance,
-// builds the shared root skeleton and starts the starter threads.
+// New checks the host (Selfcheck), takes the instance's locks (its state
+// root and its cgroup parent), sweeps leftovers of an earlier process of
+// the same instance, builds the shared root skeleton and starts the starter
+// threads.
 func New(ctx context.Context, cfg Config, log *slog.Logger) (*Manager, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -52,42 +54,14 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Manager, error) {
 	if _, err := Selfcheck(cfg); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(cfg.StateRoot, 0o700); err != nil {
-		return nil, fmt.Errorf("state root %s: %w", cfg.StateRoot, err)
-	}
-	if err := os.Chmod(cfg.StateRoot, 0o700); err != nil {
-		return nil, fmt.Errorf("state root %s: %w", cfg.StateRoot, err)
-	}
-	if err := checkStateRoot(cfg); err != nil {
-		return nil, err
-	}
-	lock, err := lockInstance(cfg.lockPath())
+	locks, err := lockInstance(cfg)
 	if err != nil {
 		return nil, err
 	}
-	m := &Manager{cfg: cfg, log: log, lock: lock, seccompCache: map[string]*configs.Seccomp{}}
-	m.images = newImageMounts(cfg.WorkspaceImageRoot, log)
-	if m.cgMounts, err = cgroupMounts(); err != nil {
-		lock.Close()
+	m := &Manager{cfg: cfg, log: log, locks: locks, seccompCache: map[string]*configs.Seccomp{}, active: map[string]map[*run]struct{}{}}
+	if err := m.setUp(ctx); err != nil {
+		m.releaseLocks()
 		return nil, err
-	}
-	if err := m.sweep(ctx); err != nil {
-		lock.Close()
-		return nil, fmt.Errorf("sweep leftovers: %w", err)
-	}
-	if m.skel, err = buildSkeleton(cfg.skelDir(), cfg.rootfsDir()); err != nil {
-		lock.Close()
-		return nil, err
-	}
-	if err := os.MkdirAll(cfg.containersDir(), 0o700); err != nil {
-		lock.Close()
-		return nil, fmt.Errorf("containers dir: %w", err)
-	}
-	for _, name := range []string{SeccompDefault, SeccompStrict} {
-		if _, err := m.seccompFor(&policy.Profile{Seccomp: name}); err != nil {
-			lock.Close()
-			return nil, err
-		}
 	}
 	m.starters = newStarterPool(cfg.Starters)
 	log.Info("sandbox manager ready", "instance", cfg.Instance, "state_root", cfg.StateRoot,
@@ -95,39 +69,27 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Manager, error) {
 	return m, nil
 }
 
-// stateRootEntries is everything a state root may hold.
-var stateRootEntries = map[string]bool{"lock": true, "skel": true, "rootfs": true, "containers": true, "images": true}
-
-// checkStateRoot refuses a state root holding anything but the sandbox's
-// own layout: the sweep removes what it finds there, so a misconfigured
-// state root (say /var/lib) must never be swept.
-func checkStateRoot(cfg Config) error {
-	entries, err := os.ReadDir(cfg.StateRoot)
-	if err != nil {
-		return fmt.Errorf("state root %s: %w", cfg.StateRoot, err)
+// setUp sweeps and builds what the Manager needs, under its locks.
+func (m *Manager) setUp(ctx context.Context) (err error) {
+	m.images = newImageMounts(m.cfg.WorkspaceImageRoot, m.log)
+	if m.cgMounts, err = cgroupMounts(); err != nil {
+		return err
 	}
-	for _, e := range entries {
-		if !stateRootEntries[e.Name()] {
-			return fmt.Errorf("state root %s holds %q, which is not the sandbox's: refusing to use (and sweep) it", cfg.StateRoot, e.Name())
+	if err := m.sweep(ctx); err != nil {
+		return fmt.Errorf("sweep leftovers: %w", err)
+	}
+	if m.skel, err = buildSkeleton(m.cfg.skelDir(), m.cfg.rootfsDir()); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(m.cfg.containersDir(), 0o700); err != nil {
+		return fmt.Errorf("containers dir: %w", err)
+	}
+	for _, name := range []string{SeccompDefault, SeccompStrict} {
+		if _, err := m.seccompFor(&policy.Profile{Seccomp: name}); err != nil {
+			return err
 		}
 	}
 	return nil
-}
-
-// lockInstance takes an exclusive, non-blocking flock on path.
-func lockInstance(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("open lock %s: %w", path, err)
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, &LockedError{Path: path}
-		}
-		return nil, fmt.Errorf("lock %s: %w", path, err)
-	}
-	return f, nil
 }
 
 // Config returns the effective configuration (defaults applied).
@@ -166,9 +128,7 @@ func (m *Manager) Close() error {
 	if rerr := m.skel.remove(); rerr != nil {
 		err = errors.Join(err, fmt.Errorf("remove root skeleton: %w", rerr))
 	}
-	if lerr := m.lock.Close(); lerr != nil {
-		err = errors.Join(err, fmt.Errorf("release lock: %w", lerr))
-	}
+	m.releaseLocks()
 	return err
 }
 

@@ -171,6 +171,7 @@ func (r *run) execute(ctx context.Context) (res Result, err error) {
 			err = errors.Join(err, derr)
 		}
 	}()
+	defer r.m.track(r.spec.ID, r)()
 	r.io.afterStart()
 	if r.spec.TTY {
 		if err := r.io.receiveConsole(); err != nil {
