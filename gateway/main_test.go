@@ -28,7 +28,7 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	closeTestSandbox()
 	if code == 0 {
-		if err := goleak.Find(goleak.IgnoreTopFunction("github.com/ulule/limiter/v3/drivers/store/memory.(*cleaner).Run")); err != nil {
+		if err := goleak.Find(); err != nil {
 			os.Stderr.WriteString("goleak: " + err.Error() + "\n")
 			code = 1
 		}
