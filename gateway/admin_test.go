@@ -257,3 +257,27 @@ func TestMetricsListeners(t *testing.T) {
 		t.Error("Stopping not closed at shutdown")
 	}
 }
+
+func TestReloadKeysFromConfig(t *testing.T) {
+	var keys []KeyConfig
+	env := startServer(t, func(cfg *Config, d *Deps) {
+		keys = cfg.JWT.Keys
+		d.KeyConfigs = func() ([]KeyConfig, error) { return keys, nil }
+	})
+	f := filepath.Join(filepath.Dir(env.keyFile), "k2.key")
+	secret2 := []byte("second-secret-second-secret-0123456789")
+	if err := os.WriteFile(f, secret2, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	keys = append(keys, KeyConfig{ID: "k2", File: f}) // rotation: both live
+	if err := env.srv.ReloadKeys(); err != nil {
+		t.Fatal(err)
+	}
+	k2 := &Key{ID: "k2", Algorithm: "HS256", Key: secret2, Secret: true}
+	tok2, _, _ := NewSigner(k2, testIss, testAud).Sign("bob", []string{"viewer"}, time.Minute)
+	for name, tok := range map[string]string{"old key": env.token("alice", "viewer"), "new key": tok2} {
+		if r := env.do("GET", "/v1/commands", tok, nil); r.status != 200 {
+			t.Errorf("%s after adding k2: got %d, want 200", name, r.status)
+		}
+	}
+}

@@ -31,7 +31,14 @@ func (s *Server) Reload(ctx context.Context) error {
 
 // ReloadKeys reloads jwt.keys: rotation without a restart.
 func (s *Server) ReloadKeys() error {
-	ring, err := LoadKeyring(s.cfg.JWT.Keys)
+	kcs, err := s.cfg.JWT.Keys, error(nil)
+	if s.deps.KeyConfigs != nil {
+		kcs, err = s.deps.KeyConfigs()
+	}
+	var ring *Keyring
+	if err == nil {
+		ring, err = LoadKeyring(kcs)
+	}
 	if err == nil {
 		var v *Verifier
 		if v, err = NewVerifier(s.cfg.JWT, ring); err == nil {

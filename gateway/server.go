@@ -39,6 +39,9 @@ type Deps struct {
 	LoadPolicy func(ctx context.Context) (*policy.Set, error)
 	// OnPolicy receives every newly loaded set (to push it to the Runner).
 	OnPolicy func(*policy.Set)
+	// KeyConfigs, when set, is read on every key reload (SIGHUP) so that
+	// keys added to the config file go live; nil reloads cfg.JWT.Keys' files.
+	KeyConfigs func() ([]KeyConfig, error)
 	// SelfCheck checks the sandbox; New refuses to build a server if it fails.
 	SelfCheck func(ctx context.Context) error
 	// SandboxFeatures describes the sandbox for /v1/health.

@@ -157,7 +157,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		cfg.JWT.Keys = []gateway.KeyConfig{{ID: "dev", File: filepath.Join(cfg.StateDir, devKeyName)}}
 	}
 	if executor.IsFront() {
-		return serveFront(ctx, cfg, stdout, stderr)
+		return serveFront(ctx, cfg, args, stdout, stderr)
 	}
 	if os.Geteuid() != 0 {
 		return fail(errors.New("the sandbox needs root: start as root; the network-facing process then drops to user " + cfg.User))
@@ -288,9 +288,27 @@ func frontOwns(cfg gateway.Config, args []string, fu executor.FrontUser) error {
 	return nil
 }
 
+// keyConfigs re-reads the config file and flags for the current jwt keys.
+func keyConfigs(args []string) func() ([]gateway.KeyConfig, error) {
+	return func() ([]gateway.KeyConfig, error) {
+		f, err := parseServeFlags(args, io.Discard)
+		if err != nil {
+			return nil, err
+		}
+		cfg, err := f.buildConfig()
+		if err != nil {
+			return nil, err
+		}
+		if cfg.Dev {
+			return []gateway.KeyConfig{{ID: "dev", File: filepath.Join(cfg.StateDir, devKeyName)}}, nil
+		}
+		return cfg.JWT.Keys, nil
+	}
+}
+
 // serveFront is the unprivileged side: the gateway, with the executor
 // socket as its Runner. It ends when the executor goes away.
-func serveFront(ctx context.Context, cfg gateway.Config, stdout, stderr io.Writer) int {
+func serveFront(ctx context.Context, cfg gateway.Config, args []string, stdout, stderr io.Writer) int {
 	log := slog.New(slog.NewJSONHandler(stderr, nil)).With(slog.String("process", "front"))
 	client, err := executor.FrontClient(ctx, log)
 	if err != nil {
@@ -312,8 +330,9 @@ func serveFront(ctx context.Context, cfg gateway.Config, stdout, stderr io.Write
 		}
 	})
 	rt := &runtime{
-		runner:    client,
-		setPolicy: func(*policy.Set) { _ = client.RequestReload() },
+		keyConfigs: keyConfigs(args),
+		runner:     client,
+		setPolicy:  func(*policy.Set) { _ = client.RequestReload() },
 		// The executor ran the sandbox self-check before the split.
 		features: map[string]any{"privilege_split": true, "front_uid": os.Getuid(), "instance": cfg.Instance},
 		close:    func() {},
@@ -336,7 +355,7 @@ func serve(ctx context.Context, cfg gateway.Config, rt *runtime, log *slog.Logge
 	srv, err := gateway.New(ctx, cfg, gateway.Deps{
 		Runner: rt.runner, Audit: auditor, Metrics: met, Registry: reg, Logger: log,
 		LoadPolicy: policyLoader(cfg), OnPolicy: rt.setPolicy, SelfCheck: rt.selfCheck,
-		SandboxFeatures: rt.features, Version: version,
+		SandboxFeatures: rt.features, Version: version, KeyConfigs: rt.keyConfigs,
 	})
 	if err != nil {
 		return fail(err)
@@ -412,12 +431,13 @@ func oneLine(err error) string {
 // runtime is the sandbox side of serve: the Runner, how the policy reaches
 // it, the self-check and cleanup.
 type runtime struct {
-	local     *executor.Local // root side only
-	runner    executor.Runner
-	setPolicy func(*policy.Set)
-	selfCheck func(context.Context) error
-	features  any
-	close     func()
+	keyConfigs func() ([]gateway.KeyConfig, error) // re-read on SIGHUP
+	local      *executor.Local                     // root side only
+	runner     executor.Runner
+	setPolicy  func(*policy.Set)
+	selfCheck  func(context.Context) error
+	features   any
+	close      func()
 }
 
 // newRunner builds the Runner of serve: the sandbox manager and the
