@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -183,14 +184,16 @@ func TestSweepDeadRunInstances(t *testing.T) {
 	base := t.TempDir()
 	log := slog.New(slog.DiscardHandler)
 	// A live invocation: its lock is held.
-	liveCfg := sandbox.Config{Instance: "run-1", StateRoot: filepath.Join(base, "run-1")}
+	// Names unique to this test process: cgroup parents are host-wide.
+	liveName, deadName := fmt.Sprintf("run-%d1", os.Getpid()), fmt.Sprintf("run-%d2", os.Getpid())
+	liveCfg := sandbox.Config{Instance: liveName, StateRoot: filepath.Join(base, liveName)}
 	live, err := sandbox.New(context.Background(), liveCfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer live.Close()
 	// A dead one: what a SIGKILLed invocation leaves (no lock holder).
-	dead := filepath.Join(base, "run-2")
+	dead := filepath.Join(base, deadName)
 	if err := os.MkdirAll(filepath.Join(dead, "containers", "eg-run-1"), 0o700); err != nil {
 		t.Fatal(err)
 	}
