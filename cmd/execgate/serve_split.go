@@ -1,0 +1,178 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"github.com/execgate/execgate/gateway"
+	"github.com/execgate/execgate/policy"
+	"github.com/execgate/execgate/sandbox"
+	"github.com/execgate/execgate/sandbox/executor"
+)
+
+// This file is the root side of `execgate serve`: the sandbox, the
+// executor and the privilege split that starts the unprivileged front.
+
+// serveSplit is the root side: it checks everything that can be checked
+// before the split (sandbox, policy, keys, front user), then runs the
+// executor and re-executes this binary as the unprivileged front.
+func serveSplit(ctx context.Context, cfg gateway.Config, args []string, stderr io.Writer) int {
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "execgate serve: %s\n", oneLine(err))
+		return 1
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, nil)).With(slog.String("process", "executor"))
+	ring, err := gateway.LoadKeyring(cfg.JWT.Keys)
+	if err != nil {
+		return fail(err)
+	}
+	if _, err := gateway.NewVerifier(cfg.JWT, ring); err != nil {
+		return fail(err)
+	}
+	load := policyLoader(cfg)
+	set, err := load(ctx)
+	if err != nil {
+		return fail(fmt.Errorf("load policy: %w", err))
+	}
+	fu, err := executor.LookupFrontUser(cfg.User, cfg.Dev)
+	if err != nil {
+		return fail(err)
+	}
+	if err := frontOwns(cfg, args, fu); err != nil {
+		return fail(err)
+	}
+	if err := grantFront(cfg, fu); err != nil {
+		return fail(err)
+	}
+	rt, err := newRunner(ctx, cfg, log)
+	if err != nil {
+		return fail(err)
+	}
+	defer rt.close()
+	rt.local.SetPolicy(set)
+	code, err := executor.Split(ctx, executor.SplitConfig{
+		Local: rt.local, FrontUser: fu.Name, AllowNobody: cfg.Dev, Args: append([]string{"serve"}, args...), Log: log,
+		Reload: func(ctx context.Context) error {
+			set, err := load(ctx)
+			if err != nil {
+				return err
+			}
+			rt.local.SetPolicy(set)
+			return nil
+		},
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "execgate serve: %s\n", oneLine(err))
+	}
+	return code
+}
+
+// grantFront gives the front user what it must open itself: the audit log
+// (created 0600 and owned by the front) and, in development mode, the
+// generated key; their directories get search permission (no listing).
+func grantFront(cfg gateway.Config, fu executor.FrontUser) error {
+	audit := cfg.AuditLogPath()
+	if err := os.MkdirAll(filepath.Dir(audit), 0o700); err != nil {
+		return fmt.Errorf("audit log dir: %w", err)
+	}
+	fd, err := os.OpenFile(audit, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
+	_ = fd.Close()
+	files := []string{audit}
+	if cfg.Dev {
+		files = append(files, filepath.Join(cfg.StateDir, devKeyName))
+	}
+	for _, f := range files {
+		if err := os.Lchown(f, fu.UID, fu.GID); err != nil {
+			return fmt.Errorf("give %s to %s: %w", f, fu.Name, err)
+		}
+		dir := filepath.Dir(f)
+		if st, err := os.Stat(dir); err == nil && st.Mode().Perm()&0o001 == 0 {
+			if err := os.Chmod(dir, st.Mode().Perm()|0o011); err != nil {
+				return fmt.Errorf("search permission on %s: %w", dir, err)
+			}
+		}
+	}
+	return nil
+}
+
+// frontOwns checks that the front user can read the private files it opens
+// itself (config, jwt keys, signing key, TLS key): they must be owned by it,
+// since group and others may not read them. Development mode's key is
+// handed over by grantFront.
+func frontOwns(cfg gateway.Config, args []string, fu executor.FrontUser) error {
+	var files []string
+	if f, err := parseServeFlags(args, io.Discard); err == nil && f.config != "" {
+		files = append(files, f.config)
+	}
+	if !cfg.Dev {
+		for _, k := range cfg.JWT.Keys {
+			files = append(files, k.File)
+		}
+	}
+	files = append(files, cfg.Auth.SigningKey.File, cfg.TLS.KeyFile)
+	for _, f := range files {
+		if f == "" {
+			continue
+		}
+		st, err := os.Stat(f)
+		if err != nil {
+			return err
+		}
+		if sys, ok := st.Sys().(*syscall.Stat_t); ok && int(sys.Uid) != fu.UID {
+			return fmt.Errorf("%s is owned by uid %d: the front runs as %s and must own it (chown %s %s; chmod 600)", f, sys.Uid, fu.Name, fu.Name, f)
+		}
+	}
+	return nil
+}
+
+// runtime is the sandbox side of serve: the Runner, how the policy reaches
+// it, the self-check and cleanup.
+type runtime struct {
+	keyConfigs func() ([]gateway.KeyConfig, error) // re-read on SIGHUP
+	local      *executor.Local                     // root side only
+	runner     executor.Runner
+	setPolicy  func(*policy.Set)
+	selfCheck  func(context.Context) error
+	features   any
+	close      func()
+}
+
+// newRunner builds the Runner of serve: the sandbox manager and the
+// in-process executor. The self-check runs first; a missing piece is an
+// error, never a weaker sandbox.
+func newRunner(ctx context.Context, cfg gateway.Config, log *slog.Logger) (*runtime, error) {
+	sbCfg := sandbox.Config{Instance: cfg.Instance, WorkspaceImageRoot: filepath.Join(cfg.StateDir, "images")}
+	checks, err := sandbox.Selfcheck(sbCfg)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox self-check: %w", err)
+	}
+	mgr, err := sandbox.New(ctx, sbCfg, log)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	local := executor.NewLocal(mgr, nil, log)
+	return &runtime{
+		local:     local,
+		runner:    local,
+		setPolicy: func(s *policy.Set) { local.SetPolicy(s) },
+		selfCheck: func(context.Context) error {
+			_, err := sandbox.Selfcheck(mgr.Config())
+			return err
+		},
+		features: checks,
+		close: func() {
+			local.KillAll()
+			if err := mgr.Close(); err != nil {
+				log.Error("sandbox close", slog.String("error", err.Error()))
+			}
+		},
+	}, nil
+}
