@@ -47,6 +47,14 @@ func TestShippedPolicyTestsCoverage(t *testing.T) {
 				}
 			}
 			for _, cmd := range set.Commands() {
+				if !triesCommand(cf, cmd.Name, "") {
+					t.Errorf("command %q: no allowed case runs it", cmd.Name)
+				}
+				for _, sc := range cmd.Subcommands {
+					if !triesCommand(cf, cmd.Name, sc.Name) {
+						t.Errorf("subcommand %s %s: no allowed case runs it", cmd.Name, sc.Name)
+					}
+				}
 				for _, flag := range cmd.Deny {
 					if !triesDenied(cf, cmd.Name, flag) {
 						t.Errorf("command %q: no case tries denied flag %s and expects flag_denied", cmd.Name, flag)
@@ -55,6 +63,22 @@ func TestShippedPolicyTestsCoverage(t *testing.T) {
 			}
 		})
 	}
+}
+
+// triesCommand reports whether an allowed case runs command (and
+// subcommand, when not "").
+func triesCommand(cf *caseFile, command, subcommand string) bool {
+	for _, c := range cf.Cases {
+		words := c.Run
+		if c.Cmdline != "" {
+			words = strings.Fields(c.Cmdline)
+		}
+		if c.Expect == "allow" && len(words) > 0 && words[0] == command &&
+			(subcommand == "" || slices.Contains(words[1:], subcommand)) {
+			return true
+		}
+	}
+	return false
 }
 
 // triesDenied reports whether a case runs command with flag (alone, with
