@@ -91,6 +91,10 @@ func policyErrorLines(err error) []string {
 	return strings.Split(strings.TrimSpace(err.Error()), "\n")
 }
 
+// embeddedPolicy reports whether the policy is compiled into the binary
+// (policy "embedded:..."): nothing to watch.
+func (s *Server) embeddedPolicy() bool { return strings.HasPrefix(s.cfg.Policy, "embedded:") }
+
 // fileStamp is what the poller compares.
 type fileStamp struct {
 	name  string
@@ -101,7 +105,7 @@ type fileStamp struct {
 // stampPolicy stamps cfg.Policy (every *.yaml/*.yml of a directory) and the
 // serving set's files.
 func (s *Server) stampPolicy() []fileStamp {
-	if s.cfg.Dev {
+	if s.embeddedPolicy() {
 		return nil
 	}
 	names := []string{s.cfg.Policy}
@@ -130,7 +134,7 @@ func (s *Server) stampPolicy() []fileStamp {
 
 // pollPolicy reloads when a policy file changes; it ends with ctx.
 func (s *Server) pollPolicy(ctx context.Context) {
-	if s.cfg.Dev {
+	if s.embeddedPolicy() {
 		return
 	}
 	t := time.NewTicker(s.cfg.PolicyPoll)

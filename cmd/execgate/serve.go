@@ -94,7 +94,9 @@ func (f *serveFlags) buildConfig() (gateway.Config, error) {
 	}
 	if f.dev() {
 		cfg.Dev = true
-		cfg.Policy = policies.DefaultName
+		if f.policy == "" {
+			cfg.Policy = policies.DefaultName
+		}
 		cfg.JWT.Issuer, cfg.JWT.Audience = "execgate-dev", "execgate-dev"
 	}
 	if !gateway.IsLoopbackListen(cfg.Listen) && (cfg.Dev || len(cfg.JWT.Keys) == 0) {
@@ -128,7 +130,7 @@ func devKey(stateDir string) (string, error) {
 // policyLoader loads the configured policy (the embedded default in dev mode).
 func policyLoader(cfg gateway.Config) func(ctx context.Context) (*policy.Set, error) {
 	opts := policy.LoadOptions{StateDir: cfg.StateDir}
-	if cfg.Dev {
+	if cfg.Policy == policies.DefaultName {
 		return func(context.Context) (*policy.Set, error) {
 			return policy.LoadBytes(policies.DefaultName, policies.Default, opts)
 		}

@@ -106,7 +106,16 @@ func TestServeDevModeEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := freePort(t)
-	cmd := exec.Command(bin, "serve", "--listen", addr, "--state-dir", state, "--instance", "serve-e2e")
+	// The gateway tests' policy, with its workspaces in the temp tree.
+	tmpl, err := os.ReadFile("../../gateway/testdata/policy.yaml.tmpl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol := filepath.Join(state, "policy.yaml")
+	if err := os.WriteFile(pol, bytes.ReplaceAll(tmpl, []byte("{{WS}}"), []byte(filepath.Join(state, "ws"))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "serve", "--listen", addr, "--state-dir", state, "--instance", "serve-e2e", "--policy", pol)
 	stdout, _ := cmd.StdoutPipe()
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
