@@ -231,7 +231,7 @@ func (s *Server) run(ctx context.Context, c *gin.Context, sess *session, req *ex
 		Timeout: timeout, MaxOutputBytes: maxOut, Stdin: bytes.NewReader(stdin), Stdout: stdout, Stderr: stderr}
 	s.metrics.SandboxActive(1)
 	t0 := time.Now()
-	rd, res, runErr := s.deps.Runner.Run(ctx, job)
+	_, res, runErr := s.deps.Runner.Run(ctx, job) // the executor's decision matches d, or comes as a DeniedError
 	s.metrics.SandboxActive(-1)
 	s.metrics.SandboxStarted(res.StartLatency)
 	var de *executor.DeniedError
@@ -239,7 +239,6 @@ func (s *Server) run(ctx context.Context, c *gin.Context, sess *session, req *ex
 		s.metrics.ExecDone(d.Command, OutcomeDenied, 0, 0, 0)
 		return denied(de.Decision) // the executor decided again and denied
 	}
-	_ = rd
 	if errors.Is(runErr, executor.ErrTooManyJobs) {
 		s.metrics.Limited("sessions")
 		return errTooManySessions(runErr)
