@@ -235,9 +235,15 @@ func (s *Server) run(ctx context.Context, c *gin.Context, sess *session, req *ex
 	s.metrics.SandboxActive(-1)
 	s.metrics.SandboxStarted(res.StartLatency)
 	var de *executor.DeniedError
-	if errors.As(runErr, &de) {
+	if errors.As(runErr, &de) { // the executor decided again and denied
 		s.metrics.ExecDone(d.Command, OutcomeDenied, 0, 0, 0)
-		return denied(de.Decision) // the executor decided again and denied
+		s.metrics.Denied(string(de.Decision.Reason))
+		ev := s.decisionEvent(c, req, &de.Decision)
+		ev.Error = "denied by the executor's own decision"
+		if err := s.audit.Record(context.WithoutCancel(ctx), ev); err != nil {
+			return auditUnavailable(err)
+		}
+		return denied(de.Decision)
 	}
 	if errors.Is(runErr, executor.ErrTooManyJobs) {
 		s.metrics.Limited("sessions")

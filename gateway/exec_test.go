@@ -1,12 +1,15 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/base64"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/execgate/execgate/policy"
 )
 
 func TestExecEcho(t *testing.T) {
@@ -223,5 +226,33 @@ func TestCommandsByRole(t *testing.T) {
 	}
 	if got := names(env.token("alice")); got != "" {
 		t.Errorf("no roles: got %s, want nothing", got)
+	}
+}
+
+// TestExecutorDecidesAgain: a front whose policy allows what the
+// executor's does not (out of sync, or compromised) still gets a denial.
+func TestExecutorDecidesAgain(t *testing.T) {
+	env := startServer(t, nil)
+	data, err := os.ReadFile(filepath.Join(env.policyDir, "policy.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	strict, err := policy.LoadBytes("strict.yaml", bytes.Replace(data, []byte("  echo:\n"), []byte("  echo2:\n"), 1), policy.LoadOptions{StateDir: env.cfg.StateDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.local.SetPolicy(strict) // only the executor's copy
+	r := env.do("POST", "/v1/exec", env.token("alice", "viewer"), map[string]any{"command": "echo", "args": []string{"x"}})
+	if r.status != 403 || r.errReason() != "unknown_command" {
+		t.Fatalf("got %d %s, want 403 unknown_command from the executor", r.status, r.body)
+	}
+	var decisions []any
+	for _, l := range env.auditFor(r.header.Get("X-Request-Id")) {
+		if l["type"] == "decision" {
+			decisions = append(decisions, l["allowed"])
+		}
+	}
+	if len(decisions) != 2 || decisions[0] != true || decisions[1] != false {
+		t.Errorf("decisions audited %v, want the front's allow then the executor's deny", decisions)
 	}
 }
