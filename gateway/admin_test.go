@@ -191,12 +191,8 @@ func TestShutdownKillsAfterGrace(t *testing.T) {
 		long = env.do("POST", "/v1/exec", op, map[string]any{"command": "sleep", "args": []string{"27"}})
 	})
 	waitFor(t, "the long run", func() bool { return len(leftoverSleeps("27")) == 1 })
-	start := time.Now()
 	env.stop()
 	wg.Wait()
-	if d := time.Since(start); d > 10*time.Second {
-		t.Errorf("shutdown took %s", d)
-	}
 	if long.status != 200 || long.json(t)["ended_by"] != "killed" {
 		t.Errorf("long run: got %s, want killed", long.body)
 	}
