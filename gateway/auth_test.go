@@ -377,3 +377,29 @@ func TestVerifiedCacheHonoursExpiry(t *testing.T) {
 		t.Fatal("an expired token was accepted from the cache")
 	}
 }
+
+// TestHostileCorpusFile sends every token of testdata/hostile_tokens.txt.
+func TestHostileCorpusFile(t *testing.T) {
+	env := startServer(t, nil)
+	data, err := os.ReadFile("testdata/hostile_tokens.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	name, n := "", 0
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "# ") {
+			name = strings.TrimPrefix(line, "# ")
+			continue
+		}
+		if line == "" {
+			continue
+		}
+		n++
+		if r := env.do("GET", "/v1/commands", "", nil, "Authorization", "Bearer "+line); r.status != 401 || r.errCode() != CodeUnauthorized {
+			t.Errorf("%s: got %d %s, want 401 unauthorized", name, r.status, r.body)
+		}
+	}
+	if n < 20 {
+		t.Errorf("only %d tokens in the corpus", n)
+	}
+}
