@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 
@@ -26,6 +27,13 @@ func FuzzVerify(f *testing.F) {
 	f.Add("eyJhbGciOiJIUzI1NiJ9.e30.")
 	f.Add("a.b.c")
 	f.Add(strings.Repeat("A", 10000))
+	if data, err := os.ReadFile("testdata/hostile_tokens.txt"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if line != "" && !strings.HasPrefix(line, "#") {
+				f.Add(line)
+			}
+		}
+	}
 	f.Fuzz(func(t *testing.T, raw string) {
 		p, err := v.Verify(raw)
 		if err != nil {
