@@ -103,6 +103,7 @@ type LockoutConfig struct {
 // "<count>-<S|M|H|D>" form, e.g. "10-M" is ten per minute.
 type LimitsConfig struct {
 	RedisURL           string `yaml:"redis_url"`
+	RedisCAFile        string `yaml:"redis_ca_file"`
 	AuthPerIP          string `yaml:"auth_per_ip"`
 	AuthPerUser        string `yaml:"auth_per_user"`
 	ExecPerIP          string `yaml:"exec_per_ip"`
@@ -376,6 +377,9 @@ func (c *Config) validateLimits(bad badFunc) {
 	}
 	if c.Limits.RedisURL != "" && !strings.HasPrefix(c.Limits.RedisURL, "redis://") && !strings.HasPrefix(c.Limits.RedisURL, "rediss://") {
 		bad("limits.redis_url", "must be a redis:// or rediss:// URL")
+	}
+	if c.Limits.RedisCAFile != "" && !strings.HasPrefix(c.Limits.RedisURL, "rediss://") {
+		bad("limits.redis_ca_file", "only with a rediss:// (TLS) redis_url")
 	}
 }
 

@@ -2,8 +2,11 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 
@@ -42,7 +45,18 @@ func (s *Server) initLimits(ctx context.Context) error {
 			return &ConfigError{Key: "limits.redis_url", Message: "not a valid Redis URL"} // never echo: it may hold a password
 		}
 		if opts.TLSConfig != nil {
-			opts.TLSConfig.MinVersion = max(opts.TLSConfig.MinVersion, 0x0303)
+			opts.TLSConfig.MinVersion = max(opts.TLSConfig.MinVersion, tls.VersionTLS12)
+			if s.cfg.Limits.RedisCAFile != "" {
+				pem, err := os.ReadFile(s.cfg.Limits.RedisCAFile)
+				if err != nil {
+					return &ConfigError{Key: "limits.redis_ca_file", Message: err.Error()}
+				}
+				pool := x509.NewCertPool()
+				if !pool.AppendCertsFromPEM(pem) {
+					return &ConfigError{Key: "limits.redis_ca_file", Message: "no PEM certificate in " + s.cfg.Limits.RedisCAFile}
+				}
+				opts.TLSConfig.RootCAs = pool
+			}
 		}
 		client := redis.NewClient(opts)
 		s.closers = append(s.closers, client.Close)

@@ -1,10 +1,18 @@
 package gateway
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -247,8 +255,16 @@ func TestConcurrencyCap(t *testing.T) {
 	}
 }
 
-// startRedis starts a throwaway redis-server on a free loopback port.
+// startRedis starts a throwaway redis-server on a free loopback port and
+// returns its redis:// URL.
 func startRedis(t *testing.T) string {
+	t.Helper()
+	return "redis://:test-pass@" + runRedis(t, func(port string) []string { return []string{"--port", port} }) + "/0"
+}
+
+// runRedis runs redis-server with the arguments args(port) gives plus the
+// common ones, and returns host:port once it accepts connections.
+func runRedis(t *testing.T, args func(port string) []string) string {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -263,7 +279,7 @@ func startRedis(t *testing.T) string {
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--requirepass", "test-pass")
+	cmd := exec.Command(bin, append(args(strconv.Itoa(port)), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--requirepass", "test-pass")...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -279,7 +295,44 @@ func startRedis(t *testing.T) string {
 		}
 		return err == nil
 	})
-	return "redis://:test-pass@" + addr + "/0"
+	return addr
+}
+
+func TestRedisTLS(t *testing.T) {
+	dir := t.TempDir()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"}, IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	caDER, _ := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	srvKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	srvTmpl := &x509.Certificate{SerialNumber: big.NewInt(2), IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	srvDER, _ := x509.CreateCertificate(rand.Reader, srvTmpl, must(x509.ParseCertificate(caDER)), &srvKey.PublicKey, caKey)
+	kDER, _ := x509.MarshalPKCS8PrivateKey(srvKey)
+	write := func(name, typ string, der []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	ca, cert, key := write("ca.pem", "CERTIFICATE", caDER), write("srv.pem", "CERTIFICATE", srvDER), write("srv.key", "PRIVATE KEY", kDER)
+	addr := runRedis(t, func(port string) []string {
+		return []string{"--port", "0", "--tls-port", port, "--tls-cert-file", cert, "--tls-key-file", key, "--tls-ca-cert-file", ca, "--tls-auth-clients", "no"}
+	})
+	url := "rediss://:test-pass@" + addr + "/0"
+	env := startServer(t, func(cfg *Config, _ *Deps) { cfg.Limits.RedisURL, cfg.Limits.RedisCAFile = url, ca })
+	if r := env.do("POST", "/v1/exec/check", env.token("alice", "viewer"), map[string]any{"command": "echo"}); r.status != 200 {
+		t.Errorf("check over TLS Redis: got %d %s", r.status, r.body)
+	}
+	// Without the CA the server's certificate is not trusted: New fails.
+	cfg := testConfig(t, t.TempDir())
+	cfg.Limits.RedisURL = url
+	s := &Server{cfg: cfg}
+	if err := s.initLimits(t.Context()); err == nil {
+		s.close()
+		t.Error("an untrusted Redis certificate was accepted")
+	}
 }
 
 func TestRedisSharedLimitsAndLockouts(t *testing.T) {
