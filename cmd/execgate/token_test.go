@@ -3,6 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"os"
 	"path/filepath"
 	"strings"
@@ -74,5 +79,33 @@ func TestTokenRefuses(t *testing.T) {
 		if code != tc.code || !strings.Contains(errs, tc.want) || out != "" {
 			t.Errorf("%s: got %d %q %q, want %d and %q", tc.name, code, out, errs, tc.code, tc.want)
 		}
+	}
+}
+
+func TestTokenWithPrivateKey(t *testing.T) {
+	dir := t.TempDir()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKCS8PrivateKey(key)
+	pub, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	priv := filepath.Join(dir, "ec.key")
+	pubf := filepath.Join(dir, "ec.pub")
+	_ = os.WriteFile(priv, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+	_ = os.WriteFile(pubf, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o600)
+	code, out, errs := cli("token", "--key", priv, "--kid", "ec1", "--sub", "bob", "--iss", "I", "--aud", "A")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	ring, err := gateway.LoadKeyring([]gateway.KeyConfig{{ID: "ec1", File: pubf}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := gateway.Default().JWT
+	cfg.Issuer, cfg.Audience = "I", "A"
+	v, _ := gateway.NewVerifier(cfg, ring)
+	if p, err := v.Verify(strings.TrimSpace(out)); err != nil || p.Subject != "bob" || p.KeyID != "ec1" {
+		t.Fatalf("got %+v, %v; want bob via ec1 (ES256)", p, err)
 	}
 }
