@@ -1,22 +1,8 @@
 package sandbox
 
-import (
-	"os"
-
-	"github.com/opencontainers/runc/libcontainer"
-	// nsenter's cgo constructor joins the namespaces before the Go runtime
-	// starts when this test binary is re-executed as "init".
-	_ "github.com/opencontainers/runc/libcontainer/nsenter"
-	// Device rules of the devices cgroup.
-	_ "github.com/opencontainers/cgroups/devices"
-)
-
 // The test binary is libcontainer's init too: libcontainer re-executes
-// /proc/self/exe as "<binary> init" in each new container. This runs before
-// TestMain (which lives in attack_main_test.go), so the init never runs the
-// tests.
-func init() {
-	if len(os.Args) > 1 && os.Args[1] == "init" {
-		libcontainer.Init() // does not return
-	}
-}
+// /proc/self/exe as "<binary> init" in each new container. The
+// containerinit package runs the init from its own initialiser, before
+// this package's dependencies (policy, ...) are initialised and long
+// before TestMain (attack_main_test.go), so the init never runs the tests.
+import _ "github.com/execgate/execgate/sandbox/containerinit"

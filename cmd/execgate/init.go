@@ -1,19 +1,14 @@
 package main
 
-import (
-	"github.com/opencontainers/runc/libcontainer"
-	// Device rules of the devices cgroup (trap 2: without it the cgroup
-	// manager cannot apply them).
-	_ "github.com/opencontainers/cgroups/devices"
-	// nsenter's cgo constructor runs before the Go runtime in "execgate
-	// init" and joins the container's namespaces; it must be linked into
-	// the main binary.
-	_ "github.com/opencontainers/runc/libcontainer/nsenter"
-)
+// The sandbox re-executes this binary as "execgate init" inside every new
+// container. containerinit runs libcontainer's init from its own package
+// initialiser (it does not return), before the initialisers of the rest of
+// the binary, and links nsenter and the devices cgroup (trap 2).
+import "github.com/execgate/execgate/sandbox/containerinit"
 
-// sandboxInit is libcontainer's container init: the sandbox re-executes
-// this binary as "execgate init" inside every new container. It does not
-// return.
+// sandboxInit is reached only if containerinit's initialiser did not take
+// over, which it always does for "execgate init"; it exists so main can
+// refuse the verb explicitly.
 func sandboxInit() {
-	libcontainer.Init()
+	containerinit.Run()
 }
