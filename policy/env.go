@@ -9,22 +9,30 @@ import (
 var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
 
 // forbiddenClientEnv are variables a client may never set, whatever the
-// policy says: they change how the loader, shells, interpreters or git
-// behave (code execution, config injection, path hijacking).
+// policy says: they change how the loader, shells, interpreters, editors,
+// pagers or git behave (code execution, config injection, path hijacking,
+// a different option syntax).
 var forbiddenClientEnv = map[string]bool{
 	"PATH": true, "HOME": true, "SHELL": true, "IFS": true, "ENV": true, "BASH_ENV": true,
-	"CDPATH": true, "PS4": true, "PROMPT_COMMAND": true, "SHELLOPTS": true, "BASHOPTS": true,
-	"TMPDIR": true, "EDITOR": true, "VISUAL": true, "PAGER": true, "LESSOPEN": true,
-	"LESSCLOSE": true, "LESSKEY": true, "TERMINFO": true, "TERMCAP": true, "GCONV_PATH": true,
-	"LOCPATH": true, "NLSPATH": true, "HOSTALIASES": true, "RESOLV_HOST_CONF": true,
-	"NODE_OPTIONS": true, "NODE_PATH": true, "PERL5LIB": true, "PERL5OPT": true, "PERLLIB": true,
-	"RUBYOPT": true, "RUBYLIB": true, "JAVA_TOOL_OPTIONS": true, "_JAVA_OPTIONS": true,
-	"ZDOTDIR": true, "INPUTRC": true, "MAIL": true, "USER": true, "LOGNAME": true,
+	"CDPATH": true, "PS1": true, "PS2": true, "PS3": true, "PS4": true, "PROMPT_COMMAND": true,
+	"SHELLOPTS": true, "BASHOPTS": true, "HISTFILE": true, "GLOBIGNORE": true,
+	"TMPDIR": true, "EDITOR": true, "VISUAL": true, "PAGER": true, "MANPAGER": true, "MANOPT": true,
+	"BROWSER": true, "TERMCAP": true, "GCONV_PATH": true, "LOCPATH": true, "NLSPATH": true,
+	"TEXTDOMAINDIR": true, "TZDIR": true, "HOSTALIASES": true, "RESOLV_HOST_CONF": true,
+	"RES_OPTIONS": true, "LOCALDOMAIN": true, "POSIXLY_CORRECT": true, "_POSIX2_VERSION": true,
+	"EXINIT": true, "MYVIMRC": true, "GVIMINIT": true, "LUA_INIT": true, "LUA_PATH": true,
+	"LUA_CPATH": true, "GREP_OPTIONS": true, "TAR_OPTIONS": true, "GZIP": true, "BZIP2": true,
+	"BZIP": true, "XZ_OPT": true, "XZ_DEFAULTS": true, "ZIPOPT": true, "UNZIP": true,
+	"OPENSSL_CONF": true, "OPENSSL_ENGINES": true, "CLASSPATH": true, "PHPRC": true,
+	"PHP_INI_SCAN_DIR": true, "TCLLIBPATH": true, "ZDOTDIR": true, "INPUTRC": true,
+	"MAIL": true, "USER": true, "LOGNAME": true,
 }
 
 // forbiddenClientEnvPrefixes: any variable starting with one of these.
 var forbiddenClientEnvPrefixes = []string{
 	"LD_", "GIT_", "BASH_FUNC_", "PYTHON", "MALLOC_", "GLIBC_", "SSH_", "XDG_", "DYLD_",
+	"LESS", "VIM", "PERL", "RUBY", "NODE_", "JAVA_", "_JAVA_", "JDK_", "TERMINFO", "ZSTD_",
+	"KRB5", "SSL_", "CURL_", "NPM_CONFIG_", "GEM_",
 }
 
 // clientEnvForbidden reports whether no policy may let clients set name.
