@@ -26,7 +26,8 @@ type Manager struct {
 	skel     *skeleton
 	starters *starterPool
 	images   *imageMounts
-	cgMounts []string // mount points of every cgroup hierarchy
+	cgMounts []string      // mount points of every cgroup hierarchy
+	warm     *cgroupWarmer // nil on cgroup v2
 
 	seccompMu    sync.Mutex
 	seccompCache map[string]*configs.Seccomp
@@ -64,6 +65,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Manager, error) {
 		return nil, err
 	}
 	m.starters = newStarterPool(cfg.Starters)
+	m.warm = newCgroupWarmer(cfg.CgroupVersion, m.cgMounts, log)
 	log.Info("sandbox manager ready", "instance", cfg.Instance, "state_root", cfg.StateRoot,
 		"cgroup_parent", cfg.CgroupParent, "cgroup_version", cfg.CgroupVersion)
 	return m, nil
@@ -119,6 +121,7 @@ func (m *Manager) Close() error {
 	m.mu.Unlock()
 	m.runs.Wait()
 	m.bg.Wait()
+	m.warm.stop()
 	m.starters.close()
 	err := m.images.unmountAll()
 	for _, mnt := range m.cgMounts {

@@ -43,11 +43,14 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (Result, error) {
 	if err := ctx.Err(); err != nil {
 		return Result{}, fmt.Errorf("run not started: %w", err)
 	}
+	// Warm the cgroup semaphore while the run is prepared (trap 9).
+	warmDone := m.warm.begin()
+	defer warmDone()
 	cfg, err := m.prepare(ctx, &spec)
 	if err != nil {
 		return Result{}, err
 	}
-	r := &run{m: m, spec: &spec, id: cfg.Cgroups.Path[len(m.cfg.CgroupParent)+1:], cfg: cfg}
+	r := &run{m: m, spec: &spec, id: cfg.Cgroups.Path[len(m.cfg.CgroupParent)+1:], cfg: cfg, started: warmDone}
 	return r.execute(ctx)
 }
 
@@ -149,6 +152,8 @@ type run struct {
 	spec *Spec
 	id   string
 	cfg  *configs.Config
+	// started is called once the container is started (or failed to).
+	started func()
 
 	container *libcontainer.Container
 	process   *libcontainer.Process
@@ -162,7 +167,9 @@ func (r *run) execute(ctx context.Context) (res Result, err error) {
 		return Result{}, err
 	}
 	defer r.io.closeAll()
-	if err := r.start(); err != nil {
+	err = r.start()
+	r.started()
+	if err != nil {
 		return Result{}, err
 	}
 	res.StartLatency = time.Since(t0)

@@ -1,0 +1,205 @@
+package sandbox
+
+import (
+	"bufio"
+	"bytes"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Trap 9: on cgroup v1 the first write to a cgroup.procs file after an idle
+// period waits for an RCU grace period (the kernel's global threadgroup
+// rwsem leaves its fast mode for a writer), 5-20 ms here; writes in quick
+// succession take microseconds. libcontainer moves every new init into its
+// cgroups, so a run that starts after an idle spell paid that wait, and
+// with back-to-back runs ~20 ms apart most runs did.
+//
+// cgroupWarmer keeps the semaphore out of its idle state while runs are
+// starting: every warmPeriod it writes the Manager's own pid to the
+// cgroup.procs of the cgroup the Manager is already in (a migration to
+// where it is: nothing moves), which takes the semaphore for writing. The
+// first such write pays the grace period in the background, overlapping
+// with the run's preparation; the container's own writes then find the
+// semaphore ready. It stops warmLinger after the last start. It changes
+// nothing about a container's cgroups or isolation; a failing write only
+// loses the speed-up (logged once).
+type cgroupWarmer struct {
+	log   *slog.Logger
+	mount string // mount point of the v1 hierarchy used
+	name  string // its controller list as in /proc/self/cgroup
+	pid   []byte
+
+	mu     sync.Mutex
+	active int       // starts in progress
+	last   time.Time // end of the latest start
+	failed bool      // a write failed: logged once
+
+	wake  chan struct{}
+	done  chan struct{}
+	ended chan struct{}
+}
+
+const (
+	// warmPeriod is under a grace period here (5-20 ms).
+	warmPeriod = 4 * time.Millisecond
+	// warmLinger keeps the semaphore warm between back-to-back runs.
+	warmLinger = 100 * time.Millisecond
+)
+
+// newCgroupWarmer returns a warmer for the first v1 hierarchy in mounts
+// (pids preferred), or nil when there is none (cgroup v2: not needed by
+// the way runs attach there, and not exercised on this host). Its
+// goroutine runs until stop.
+func newCgroupWarmer(version int, mounts []string, log *slog.Logger) *cgroupWarmer {
+	if version != 1 {
+		return nil
+	}
+	mount := ""
+	for _, m := range mounts {
+		switch filepath.Base(m) {
+		case "pids":
+			mount = m
+		case "memory", "cpu", "devices", "freezer":
+			if mount == "" {
+				mount = m
+			}
+		}
+	}
+	if mount == "" {
+		return nil
+	}
+	w := &cgroupWarmer{
+		log: log, mount: mount, name: filepath.Base(mount),
+		pid:  []byte(strconv.Itoa(os.Getpid())),
+		wake: make(chan struct{}, 1), done: make(chan struct{}), ended: make(chan struct{}),
+	}
+	go w.loop()
+	return w
+}
+
+// begin marks a container start as coming; the returned function marks it
+// done (call it once).
+func (w *cgroupWarmer) begin() func() {
+	if w == nil {
+		return func() {}
+	}
+	w.mu.Lock()
+	w.active++
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			w.mu.Lock()
+			w.active--
+			w.last = time.Now()
+			w.mu.Unlock()
+		})
+	}
+}
+
+// stop ends the goroutine and waits for it.
+func (w *cgroupWarmer) stop() {
+	if w == nil {
+		return
+	}
+	close(w.done)
+	<-w.ended
+}
+
+func (w *cgroupWarmer) loop() {
+	defer close(w.ended)
+	for {
+		select {
+		case <-w.done:
+			return
+		case <-w.wake:
+		}
+		if !w.warm() {
+			return
+		}
+	}
+}
+
+// warm touches the semaphore every warmPeriod while starts are active or
+// recent. It reports false when the warmer was stopped.
+func (w *cgroupWarmer) warm() bool {
+	t := time.NewTicker(warmPeriod)
+	defer t.Stop()
+	procs := ""
+	for w.busy() {
+		procs = w.touch(procs)
+		select {
+		case <-w.done:
+			return false
+		case <-t.C:
+		}
+	}
+	return true
+}
+
+func (w *cgroupWarmer) busy() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.active > 0 || time.Since(w.last) < warmLinger
+}
+
+// touch writes the Manager's pid to procs, the cgroup.procs file of its
+// own cgroup in the hierarchy, and returns the file for the next touch.
+// The file is looked up again at the start of every warm spell (so the
+// Manager never moves itself back to a cgroup it was moved out of for
+// longer than a spell) and after a failed write.
+func (w *cgroupWarmer) touch(procs string) string {
+	var err error
+	if procs == "" {
+		var dir string
+		if dir, err = ownCgroup(w.name); err == nil {
+			procs = filepath.Join(w.mount, dir, "cgroup.procs")
+		}
+	}
+	if err == nil {
+		err = os.WriteFile(procs, w.pid, 0)
+	}
+	if err != nil {
+		procs = ""
+		w.mu.Lock()
+		first := !w.failed
+		w.failed = true
+		w.mu.Unlock()
+		if first {
+			w.log.Warn("cgroup warm-up write failed; container starts may wait for RCU grace periods", "hierarchy", w.mount, "err", err)
+		}
+	}
+	return procs
+}
+
+// ownCgroup is this process's cgroup path in the v1 hierarchy whose
+// controller list is name, from /proc/self/cgroup.
+func ownCgroup(name string) (string, error) {
+	data, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return "", err
+	}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		// hierarchy-ID:controller-list:cgroup-path
+		_, rest, _ := bytes.Cut(sc.Bytes(), []byte(":"))
+		ctrl, path, ok := bytes.Cut(rest, []byte(":"))
+		if !ok {
+			continue
+		}
+		for _, c := range bytes.Split(ctrl, []byte(",")) {
+			if string(c) == name {
+				return filepath.Clean("/" + string(path)), nil
+			}
+		}
+	}
+	return "", os.ErrNotExist
+}
