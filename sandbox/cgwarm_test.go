@@ -36,7 +36,6 @@ func TestOwnCgroup(t *testing.T) {
 	}
 }
 
-
 // TestCgroupWarmer checks the warmer's life cycle: nil (and harmless) on
 // v2, its writes leave this process in its own cgroup, and stop ends its
 // goroutine.
