@@ -3,10 +3,9 @@ package policy
 import (
 	"context"
 	"fmt"
-	"regexp"
 )
 
-var subjectRE = regexp.MustCompile(DefaultSubjectPattern)
+var subjectRE = newLazyRegexp(DefaultSubjectPattern)
 
 // decider holds one decision's state.
 type decider struct {

@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
+var envNameRE = newLazyRegexp(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
 
 // forbiddenClientEnv are variables a client may never set, whatever the
 // policy says: they change how the loader, shells, interpreters, editors,

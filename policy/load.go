@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -161,7 +160,7 @@ func loadAll(names []string, datas [][]byte, opts LoadOptions) (*Set, error) {
 	return l.compile(), nil
 }
 
-var yamlLineRE = regexp.MustCompile(`line (\d+)`)
+var yamlLineRE = newLazyRegexp(`line (\d+)`)
 
 // parseFile decodes one file into the model; it returns nil when the file
 // cannot be used at all (syntax error, no or bad version).

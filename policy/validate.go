@@ -89,7 +89,7 @@ func (l *loader) validate() {
 	}
 }
 
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$`)
+var nameRE = newLazyRegexp(`^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$`)
 
 // collectNames indexes every declaration and reports duplicates across files.
 func (l *loader) collectNames() {

@@ -7,15 +7,14 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 )
 
 var (
-	longFlagRE    = regexp.MustCompile(`^--[A-Za-z0-9][A-Za-z0-9_.-]*$`)
-	shortFlagRE   = regexp.MustCompile(`^-[A-Za-z0-9?@#]$`)
-	wordFlagRE    = regexp.MustCompile(`^-[A-Za-z][A-Za-z0-9_-]+$`)
-	subcommandRE  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
-	sha256HexRE   = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	longFlagRE    = newLazyRegexp(`^--[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+	shortFlagRE   = newLazyRegexp(`^-[A-Za-z0-9?@#]$`)
+	wordFlagRE    = newLazyRegexp(`^-[A-Za-z][A-Za-z0-9_-]+$`)
+	subcommandRE  = newLazyRegexp(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+	sha256HexRE   = newLazyRegexp(`^[0-9a-f]{64}$`)
 	endOfOptsVals = map[string]bool{"--": true, "--end-of-options": true, "none": true}
 )
 
