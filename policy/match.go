@@ -104,6 +104,9 @@ func (d *decider) leafChecks(g *Grammar, roles, args, pos []string) *fail {
 		if strings.HasPrefix(a, "-") && g.EndOfOptions == "" {
 			return &fail{reason: ReasonBadArgument, detail: "positional starting with '-' without an end-of-options marker", rule: g.Rule}
 		}
+		if g.Order == OrderPositionalsFirst && isExpressionOperator(a) {
+			return &fail{reason: ReasonBadArgument, detail: "positional the program reads as an operator of its expression", rule: g.Rule}
+		}
 		v := p.Rest
 		if i < len(p.Items) {
 			v = &p.Items[i]
@@ -117,6 +120,14 @@ func (d *decider) leafChecks(g *Grammar, roles, args, pos []string) *fail {
 		}
 	}
 	return nil
+}
+
+// isExpressionOperator reports whether a word placed before an expression
+// (order positionals_first, find's starting points) is read as one of its
+// operators rather than as a path: "," "!" "(" ")". find would then read
+// every following word as part of the expression.
+func isExpressionOperator(a string) bool {
+	return a == "," || a == "!" || a == "(" || a == ")"
 }
 
 // buildArgv assembles the final argv from canonical flag spellings.
