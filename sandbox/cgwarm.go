@@ -6,9 +6,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Trap 9: on cgroup v1 the first write to a cgroup.procs file after an idle
@@ -19,19 +22,19 @@ import (
 // with back-to-back runs ~20 ms apart most runs did.
 //
 // cgroupWarmer keeps the semaphore out of its idle state while runs are
-// starting: every warmPeriod it writes the Manager's own pid to the
-// cgroup.procs of the cgroup the Manager is already in (a migration to
-// where it is: nothing moves), which takes the semaphore for writing. The
-// first such write pays the grace period in the background, overlapping
-// with the run's preparation; the container's own writes then find the
-// semaphore ready. It stops warmLinger after the last start. It changes
-// nothing about a container's cgroups or isolation; a failing write only
-// loses the speed-up (logged once).
+// starting: every warmPeriod its goroutine, locked to its own OS thread,
+// writes that thread's id to the tasks file of the cgroup the thread is
+// already in (a migration to where it is: nothing moves), which takes the
+// semaphore for writing. The first such write pays the grace period in
+// the background, overlapping with the run's preparation; the container's
+// own writes then find the semaphore ready. It stops warmLinger after the
+// last start. It changes nothing about a container's cgroups or isolation,
+// nor about any other thread; a failing write only loses the speed-up
+// (logged once).
 type cgroupWarmer struct {
 	log   *slog.Logger
 	mount string // mount point of the v1 hierarchy used
-	name  string // its controller list as in /proc/self/cgroup
-	pid   []byte
+	name  string // its controller list as in /proc/thread-self/cgroup
 
 	mu     sync.Mutex
 	active int       // starts in progress
@@ -74,7 +77,6 @@ func newCgroupWarmer(version int, mounts []string, log *slog.Logger) *cgroupWarm
 	}
 	w := &cgroupWarmer{
 		log: log, mount: mount, name: filepath.Base(mount),
-		pid:  []byte(strconv.Itoa(os.Getpid())),
 		wake: make(chan struct{}, 1), done: make(chan struct{}), ended: make(chan struct{}),
 	}
 	go w.loop()
@@ -116,13 +118,17 @@ func (w *cgroupWarmer) stop() {
 
 func (w *cgroupWarmer) loop() {
 	defer close(w.ended)
+	// Never unlocked: the thread ends with the goroutine. Its id and its
+	// cgroup stay the same for every write.
+	runtime.LockOSThread()
+	tid := []byte(strconv.Itoa(unix.Gettid()))
 	for {
 		select {
 		case <-w.done:
 			return
 		case <-w.wake:
 		}
-		if !w.warm() {
+		if !w.warm(tid) {
 			return
 		}
 	}
@@ -130,12 +136,17 @@ func (w *cgroupWarmer) loop() {
 
 // warm touches the semaphore every warmPeriod while starts are active or
 // recent. It reports false when the warmer was stopped.
-func (w *cgroupWarmer) warm() bool {
+func (w *cgroupWarmer) warm(tid []byte) bool {
 	t := time.NewTicker(warmPeriod)
 	defer t.Stop()
-	procs := ""
+	var tasks *os.File
+	defer func() {
+		if tasks != nil {
+			tasks.Close()
+		}
+	}()
 	for w.busy() {
-		procs = w.touch(procs)
+		tasks = w.touch(tasks, tid)
 		select {
 		case <-w.done:
 			return false
@@ -151,39 +162,42 @@ func (w *cgroupWarmer) busy() bool {
 	return w.active > 0 || time.Since(w.last) < warmLinger
 }
 
-// touch writes the Manager's pid to procs, the cgroup.procs file of its
-// own cgroup in the hierarchy, and returns the file for the next touch.
-// The file is looked up again at the start of every warm spell (so the
-// Manager never moves itself back to a cgroup it was moved out of for
-// longer than a spell) and after a failed write.
-func (w *cgroupWarmer) touch(procs string) string {
+// touch writes tid to tasks, the tasks file of the thread's own cgroup in
+// the hierarchy (opened when nil), and returns the file for the next
+// touch. The file is looked up again at the start of every warm spell and
+// after a failed write, so the thread never moves itself back to a cgroup
+// it was moved out of.
+func (w *cgroupWarmer) touch(tasks *os.File, tid []byte) *os.File {
 	var err error
-	if procs == "" {
+	if tasks == nil {
 		var dir string
 		if dir, err = ownCgroup(w.name); err == nil {
-			procs = filepath.Join(w.mount, dir, "cgroup.procs")
+			tasks, err = os.OpenFile(filepath.Join(w.mount, dir, "tasks"), os.O_WRONLY, 0)
 		}
 	}
 	if err == nil {
-		err = os.WriteFile(procs, w.pid, 0)
+		_, err = tasks.Write(tid)
 	}
-	if err != nil {
-		procs = ""
-		w.mu.Lock()
-		first := !w.failed
-		w.failed = true
-		w.mu.Unlock()
-		if first {
-			w.log.Warn("cgroup warm-up write failed; container starts may wait for RCU grace periods", "hierarchy", w.mount, "err", err)
-		}
+	if err == nil {
+		return tasks
 	}
-	return procs
+	if tasks != nil {
+		tasks.Close()
+	}
+	w.mu.Lock()
+	first := !w.failed
+	w.failed = true
+	w.mu.Unlock()
+	if first {
+		w.log.Warn("cgroup warm-up write failed; container starts may wait for RCU grace periods", "hierarchy", w.mount, "err", err)
+	}
+	return nil
 }
 
-// ownCgroup is this process's cgroup path in the v1 hierarchy whose
-// controller list is name, from /proc/self/cgroup.
+// ownCgroup is the calling thread's cgroup path in the v1 hierarchy whose
+// controller list is name, from /proc/thread-self/cgroup.
 func ownCgroup(name string) (string, error) {
-	data, err := os.ReadFile("/proc/self/cgroup")
+	data, err := os.ReadFile("/proc/thread-self/cgroup")
 	if err != nil {
 		return "", err
 	}
