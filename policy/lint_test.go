@@ -358,3 +358,29 @@ func FuzzLint(f *testing.F) {
 		}
 	})
 }
+
+// TestForbiddenEnvDocumented: docs/policy.md lists every variable and
+// prefix a client may never set.
+func TestForbiddenEnvDocumented(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "docs", "policy.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(data)
+	i := strings.Index(doc, "\n## env\n")
+	j := strings.Index(doc, "\n## commands\n")
+	if i < 0 || j < i {
+		t.Fatal("docs/policy.md has no env section")
+	}
+	doc = doc[i:j]
+	for name := range forbiddenClientEnv {
+		if !strings.Contains(doc, "`"+name+"`") {
+			t.Errorf("forbidden variable %s is not documented", name)
+		}
+	}
+	for _, p := range forbiddenClientEnvPrefixes {
+		if !strings.Contains(doc, "`"+p+"`") {
+			t.Errorf("forbidden prefix %s is not documented", p)
+		}
+	}
+}
