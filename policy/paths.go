@@ -88,11 +88,30 @@ func (d *decider) checkPath(p string, roots []string, mustExist, wantDir bool) (
 	if !ok {
 		return ReasonPathOutsideRoot, "path is not inside an allowed root"
 	}
+	if namesGitDir(rel) {
+		return ReasonBadArgument, "path names a .git directory or file"
+	}
 	rfd, err := d.rootFD(d.hostDir(r))
 	if err != nil {
 		return missingRoot(r, rel, mustExist, err)
 	}
 	return hostCheck(rfd, rel, mustExist, wantDir)
+}
+
+// namesGitDir reports whether any component of a path below its root is
+// ".git" (in any letter case). A file tool that may write there (or create
+// a ".git" file pointing elsewhere) can give a repository a configuration
+// that makes git run programs (diff.external, textconv and filter drivers,
+// gpg.program...), and one that may read there can copy git's own files
+// (COMMIT_EDITMSG holds whatever a commit message said) to where they become
+// one. git finds its directory itself; no path argument needs to name it.
+func namesGitDir(rel []string) bool {
+	for _, c := range rel {
+		if len(c) == 4 && strings.EqualFold(c, ".git") {
+			return true
+		}
+	}
+	return false
 }
 
 // missingRoot decides a path under a root whose host directory cannot be
