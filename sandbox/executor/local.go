@@ -135,7 +135,18 @@ func (l *Local) Run(ctx context.Context, job Job) (*policy.Decision, sandbox.Res
 	return &d, res, nil
 }
 
-// validateJob checks what the front chose: the id and the client limits.
+// Bounds on a request's roles. The policy bounds every other field of an
+// allowed request (arguments, environment, working directory), but it
+// ignores roles it does not declare, and a job holds its request for its
+// whole run: without these a front could make the executor hold a start
+// message's worth of roles for each of its running jobs.
+const (
+	MaxJobRoles    = 256
+	MaxJobRoleSize = 256
+)
+
+// validateJob checks what the front chose: the id, the client limits and
+// the size of the roles.
 func validateJob(job Job) error {
 	switch {
 	case !jobIDRE.MatchString(job.ID):
@@ -144,6 +155,13 @@ func validateJob(job Job) error {
 		return &JobError{Field: "timeout", Reason: "negative"}
 	case job.MaxOutputBytes < 0:
 		return &JobError{Field: "max_output_bytes", Reason: "negative"}
+	case len(job.Request.Roles) > MaxJobRoles:
+		return &JobError{Field: "roles", Reason: fmt.Sprintf("more than %d", MaxJobRoles)}
+	}
+	for _, r := range job.Request.Roles {
+		if len(r) > MaxJobRoleSize {
+			return &JobError{Field: "roles", Reason: fmt.Sprintf("a role longer than %d bytes", MaxJobRoleSize)}
+		}
 	}
 	return nil
 }
