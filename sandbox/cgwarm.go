@@ -54,9 +54,9 @@ const (
 )
 
 // newCgroupWarmer returns a warmer for the first v1 hierarchy in mounts
-// (pids preferred), or nil when there is none (cgroup v2: not needed by
-// the way runs attach there, and not exercised on this host). Its
-// goroutine runs until stop.
+// (pids preferred), or nil when there is none. On cgroup v2 there is no
+// warmer: the same semaphore exists there, but nothing about v2 can be
+// measured on this host. Its goroutine runs until stop.
 func newCgroupWarmer(version int, mounts []string, log *slog.Logger) *cgroupWarmer {
 	if version != 1 {
 		return nil
