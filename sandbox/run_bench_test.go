@@ -53,3 +53,22 @@ func BenchmarkRunTrueParallel(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkRunTrueAfterIdle is BenchmarkRunTrue with 50 ms of idle time
+// (not counted) before each run: the idle-server case, where cgroup v1's
+// first task migration after a pause waits for an RCU grace period unless
+// the Manager's cgroup warmer has the semaphore ready (trap 9, cgwarm.go).
+func BenchmarkRunTrueAfterIdle(b *testing.B) {
+	m := newTestManager(b)
+	spec := Spec{ID: "bench-idle", Argv: []string{"/bin/true"}, Profile: testProfile()}
+	ctx := context.Background()
+	for b.Loop() {
+		b.StopTimer()
+		time.Sleep(50 * time.Millisecond)
+		b.StartTimer()
+		res, err := m.Run(ctx, spec)
+		if err != nil || res.ExitCode != 0 {
+			b.Fatalf("run: %v, exit %d", err, res.ExitCode)
+		}
+	}
+}
