@@ -125,6 +125,11 @@ func checkPathsInside(t *testing.T, s *Set, dir string, d *Decision) {
 		if target == "" {
 			t.Fatalf("allowed path %q (cwd %s) is outside every root", p, d.Cwd)
 		}
+		for _, c := range strings.Split(full, "/") {
+			if strings.EqualFold(c, ".git") {
+				t.Fatalf("allowed path %q (cwd %s) names a .git component", p, d.Cwd)
+			}
+		}
 		host := filepath.Join(hostRoots[target], strings.TrimPrefix(clean, target))
 		if real, err := filepath.EvalSymlinks(host); err == nil {
 			rootReal, _ := filepath.EvalSymlinks(hostRoots[target])
