@@ -63,7 +63,11 @@ func newBwrapLeg(t *testing.T) (benchLeg, error) {
 		}
 		l.parents = append(l.parents, p)
 	}
-	t.Cleanup(func() { removeCgroups(l.parents) })
+	t.Cleanup(func() {
+		if err := removeCgroups(l.parents); err != nil {
+			t.Errorf("bench cgroup parents left behind: %v", err)
+		}
+	})
 	return benchLeg{
 		name: "bubblewrap",
 		what: "bwrap " + bwrapVersion(l.bwrap) + " started by a static helper that joins fresh memory (256 MiB) and " +
@@ -116,10 +120,10 @@ func (l *bwrapLeg) prepareDir(dir string) error {
 }
 
 // run is one bubblewrap run, cgroups created and removed included.
-func (l *bwrapLeg) run(ctx context.Context) error {
+func (l *bwrapLeg) run(ctx context.Context) (err error) {
 	n := strconv.FormatInt(l.seq.Add(1), 10)
 	var cgs []string
-	defer func() { removeCgroups(cgs) }()
+	defer func() { err = errors.Join(err, removeCgroups(cgs)) }()
 	for _, p := range l.parents {
 		cg := filepath.Join(p, "run-"+n)
 		if err := os.Mkdir(cg, 0o755); err != nil {
@@ -151,17 +155,25 @@ func (l *bwrapLeg) run(ctx context.Context) error {
 	return nil
 }
 
-// removeCgroups removes per-run cgroup directories; the last process may
-// still be leaving, so it retries briefly.
-func removeCgroups(dirs []string) {
+// removeCgroups removes cgroup directories. A cgroup stays busy for a
+// moment after its last process exited (longer on a loaded machine), so
+// each removal is retried for up to two seconds.
+func removeCgroups(dirs []string) error {
+	var errs []error
 	for _, d := range dirs {
-		for i := 0; i < 50; i++ {
-			if err := os.Remove(d); err == nil || errors.Is(err, os.ErrNotExist) {
+		var err error
+		for i := 0; i < 400; i++ {
+			if err = os.Remove(d); err == nil || errors.Is(err, os.ErrNotExist) {
+				err = nil
 				break
 			}
-			time.Sleep(time.Millisecond)
+			time.Sleep(5 * time.Millisecond)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("remove cgroup: %w", err))
 		}
 	}
+	return errors.Join(errs...)
 }
 
 func bwrapVersion(bwrap string) string {
