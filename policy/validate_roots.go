@@ -31,8 +31,12 @@ func (l *loader) expandStateDirs() {
 	}
 }
 
-// sensitiveHostDirs may neither be a root nor lie inside one, nor contain one.
-var sensitiveHostDirs = []string{"/etc", "/root", "/proc", "/sys", "/dev", "/boot"}
+// sensitiveHostDirs may neither be a root nor lie inside one, nor contain
+// one. /run (and /var/run) hold the sockets of docker, containerd, D-Bus and
+// systemd, which a read-only mount does not protect: connect() works
+// through it. The container runtimes' state holds other containers' files.
+var sensitiveHostDirs = []string{"/etc", "/root", "/proc", "/sys", "/dev", "/boot",
+	"/run", "/var/run", "/var/lib/docker", "/var/lib/containerd"}
 
 // reservedTargets are sandbox paths a root target may not cover or shadow.
 var reservedTargets = []string{"/proc", "/sys", "/dev", "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc", "/tmp", "/run"}
@@ -112,7 +116,7 @@ func (l *loader) checkSharedRoot(d *decl[*FileRoot], wsParent string) {
 		return
 	}
 	l.checkSensitive(d, h, "root")
-	if wsParent != "" && overlaps(h, wsParent) {
+	if wsParent != "" && anyOverlap(hostForms(h), hostForms(wsParent)) {
 		l.errAt(d.pf, d.path+".host", CodeSensitiveRoot, "root %q overlaps the workspaces directory %s", h, wsParent)
 	}
 	if st, err := os.Stat(h); err == nil && !st.IsDir() {
@@ -121,14 +125,26 @@ func (l *loader) checkSharedRoot(d *decl[*FileRoot], wsParent string) {
 }
 
 func (l *loader) checkSensitive(d *decl[*FileRoot], h, what string) {
-	for _, s := range sensitiveHostDirs {
-		if overlaps(h, s) {
-			l.errAt(d.pf, d.path+".host", CodeSensitiveRoot, "%s %q overlaps the sensitive host path %s", what, h, s)
-			return
+	forms := hostForms(h)
+	for _, f := range forms {
+		for _, s := range sensitiveHostDirs {
+			if overlaps(f, s) {
+				l.errAt(d.pf, d.path+".host", CodeSensitiveRoot, "%s %q overlaps the sensitive host path %s%s", what, h, s, resolvedNote(h, f))
+				return
+			}
 		}
 	}
-	if sd := l.opts.StateDir; sd != "" && within(path.Clean(sd), h) {
-		l.errAt(d.pf, d.path+".host", CodeSensitiveRoot, "%s %q contains the gateway state directory %s", what, h, sd)
+	sd := l.opts.StateDir
+	if sd == "" {
+		return
+	}
+	for _, f := range forms {
+		for _, sf := range hostForms(path.Clean(sd)) {
+			if within(sf, f) {
+				l.errAt(d.pf, d.path+".host", CodeSensitiveRoot, "%s %q contains the gateway state directory %s%s", what, h, sd, resolvedNote(h, f))
+				return
+			}
+		}
 	}
 }
 
