@@ -88,3 +88,40 @@ func TestShippedGitRepoConfigCannotBeForged(t *testing.T) {
 		t.Errorf("git ran the program of a forged repository configuration: got %s created, want nothing", marker)
 	}
 }
+
+// TestShippedGitIgnoresForgedBareRepository: a directory made to look like
+// a bare repository (as a developer's shell could leave in the workspace)
+// is not used by git as the operator runs it: its config would otherwise
+// apply.
+func TestShippedGitIgnoresForgedBareRepository(t *testing.T) {
+	if _, err := exec.LookPath("/usr/bin/git"); err != nil {
+		if os.Getenv("CI") == "" {
+			t.Skip("no /usr/bin/git")
+		}
+		t.Fatal("CI without /usr/bin/git")
+	}
+	s := shippedDefault(t)
+	ws := strings.Replace(s.roots["workspace"].Host, subPlaceholder, "alice", 1)
+	fb := filepath.Join(ws, "fake")
+	for _, d := range []string{"objects", "refs"} {
+		if err := os.MkdirAll(filepath.Join(fb, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files := map[string]string{"HEAD": "ref: refs/heads/main\n", "config": "[core]\n\tbare = true\n[user]\n\tname = forged\n"}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(fb, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := s.Decide(context.Background(), Request{Subject: "alice", Roles: []string{"operator"}, Command: "git", Args: []string{"status"}, Cwd: "/work/fake"})
+	if !d.Allowed {
+		t.Fatalf("git status: got %s, want allowed", d.Reason)
+	}
+	cmd := exec.Command(d.Argv[0], d.Argv[1:]...)
+	cmd.Dir, cmd.Env = fb, d.Env
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "safe.bareRepository") {
+		t.Errorf("git status in a forged bare repository: got %v %q, want it refused (safe.bareRepository)", err, out)
+	}
+}
