@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -100,6 +101,13 @@ func TestShippedDefaultAttacks(t *testing.T) {
 		{"cat: empty path", "", []string{"cat", ""}, ReasonBadArgument, nil},
 		{"cat: NUL in a path", "", []string{"cat", "a\x00b"}, ReasonControlCharacter, nil},
 		{"less: no shell escape flags", "", []string{"less", "+!sh", "a"}, ReasonShellSyntax, nil},
+		{"ls: '=' inside a short flag", "", []string{"ls", "-="}, ReasonFlagNotAllowed, nil},
+		{"ls: a 4000-byte long flag", "", []string{"ls", "--" + strings.Repeat("a", 4000)}, ReasonFlagNotAllowed, nil},
+		{"ls: empty long flag with a value", "", []string{"ls", "--=x"}, ReasonFlagNotAllowed, nil},
+		{"git log: value with '=' kept whole", "", []string{"git", "log", "--author=a=b"}, ReasonBadFlagValue, nil},
+		{"head: positional after -- that looks like a flag", "", []string{"head", "--", "-n5"}, ReasonPathNotFound, nil},
+		{"echo: -- then --", "", []string{"echo", "--", "--"}, ReasonBadArgument, nil},
+		{"yes: positional starting with a dash", "", []string{"yes", "-x"}, ReasonFlagNotAllowed, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
