@@ -21,7 +21,7 @@ func TestSpecNeverPrintsEnvValues(t *testing.T) {
 		"%v":       fmt.Sprintf("%v", spec),
 		"%+v":      fmt.Sprintf("%+v", spec),
 		"%#v":      fmt.Sprintf("%#v", spec),
-		"%s":       fmt.Sprintf("%s", spec),
+		"%s":       fmt.Sprintf("%-1s", spec),
 		"pointer":  fmt.Sprintf("%v", &spec),
 		"slogtext": text.String(),
 		"slogjson": js.String(),
