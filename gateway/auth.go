@@ -3,6 +3,7 @@ package gateway
 import (
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -77,6 +78,10 @@ func LoadKeyring(kcs []KeyConfig) (*Keyring, error) {
 
 // lookup selects the key a token names. Without a kid, the only key is used.
 func (kr *Keyring) lookup(t *jwt.Token) (any, error) {
+	// crit names extensions the verifier must understand; we understand none.
+	if _, ok := t.Header["crit"]; ok {
+		return nil, errors.New("crit header is not supported")
+	}
 	var k *Key
 	switch kid := t.Header["kid"].(type) {
 	case nil:
@@ -217,6 +222,9 @@ func (v *Verifier) check(raw string, key [32]byte) (Principal, error) {
 	if err != nil {
 		return Principal{}, &TokenError{Reason: tokenReason(err), Err: err}
 	}
+	if err := duplicateClaims(raw); err != nil {
+		return Principal{}, &TokenError{Reason: "malformed", Err: err}
+	}
 	pr, err := v.principal(claims)
 	if err != nil {
 		return Principal{}, err
@@ -226,6 +234,22 @@ func (v *Verifier) check(raw string, key [32]byte) (Principal, error) {
 		v.cache.put(key, pr, exp.Time) // never past exp: the leeway is not extended
 	}
 	return pr, nil
+}
+
+// duplicateClaims refuses a token whose header or claims repeat a key
+// (also one differing only in case): encoding/json keeps the last one, other
+// readers of the same token may keep the first. raw has been parsed already.
+func duplicateClaims(raw string) error {
+	for i, seg := range strings.SplitN(raw, ".", 3)[:2] {
+		data, err := base64.RawURLEncoding.DecodeString(seg)
+		if err != nil {
+			return fmt.Errorf("segment %d: %w", i, err)
+		}
+		if p := checkKeys(data, nil); p != nil {
+			return fmt.Errorf("key %q appears twice", truncate(p.Key, 32))
+		}
+	}
+	return nil
 }
 
 func tokenReason(err error) string {

@@ -79,8 +79,12 @@ type tokenRequest struct {
 func (r tokenRequest) login() (name, method string, err error) {
 	switch {
 	case r.APIKey != "" && r.Username == "" && r.Password == "":
-		id, _, _ := strings.Cut(r.APIKey, ".")
-		return "apikey:" + truncate(id, 64), "api_key", nil
+		// Without its "id." prefix the key is the bare secret: never a name.
+		id, _, ok := strings.Cut(r.APIKey, ".")
+		if !ok || !ValidSubject(id) {
+			id = "malformed"
+		}
+		return "apikey:" + id, "api_key", nil
 	case r.APIKey == "" && r.Username != "" && r.Password != "":
 		return truncate(r.Username, 128), "password", nil
 	}

@@ -45,6 +45,13 @@ func decodeStrict(data []byte, dst any) error {
 	if !utf8.Valid(data) {
 		return errNotUTF8()
 	}
+	if p := checkKeys(data, jsonFieldNames(dst)); p != nil {
+		msg := fmt.Sprintf("field %q appears twice (keys are compared case-insensitively)", p.Key)
+		if p.Reason == "case" {
+			msg = fmt.Sprintf("field %q must be written in lower case as documented", p.Key)
+		}
+		return errInvalid(p.Key, msg, fmt.Errorf("key %q: %s", truncate(p.Key, 64), p.Reason))
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {

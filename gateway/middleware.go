@@ -235,6 +235,11 @@ func (s *Server) cors(c *gin.Context) {
 
 // authenticate requires a valid bearer token.
 func (s *Server) authenticate(c *gin.Context) {
+	// Two Authorization headers: a proxy may check one and we the other.
+	if len(c.Request.Header.Values("Authorization")) > 1 {
+		s.authFailed(c, &TokenError{Reason: "ambiguous", Err: errors.New("more than one Authorization header")})
+		return
+	}
 	tok, ok := bearerToken(c.GetHeader("Authorization"))
 	if !ok {
 		s.authFailed(c, &TokenError{Reason: "missing"})

@@ -1,0 +1,234 @@
+package gateway
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// rawHS256 signs header and payload JSON exactly as written (jwt.Sign
+// re-encodes maps, so duplicate keys need hand-made segments).
+func rawHS256(header, payload string) string {
+	enc := base64.RawURLEncoding
+	s := enc.EncodeToString([]byte(header)) + "." + enc.EncodeToString([]byte(payload))
+	m := hmac.New(sha256.New, testSecret)
+	m.Write([]byte(s))
+	return s + "." + enc.EncodeToString(m.Sum(nil))
+}
+
+// TestAttackTokenShapes: claim and header shapes a signed token may still
+// carry; each is refused by a real server.
+func TestAttackTokenShapes(t *testing.T) {
+	env := startServer(t, nil)
+	now := time.Now().Unix()
+	hdr := `{"alg":"HS256","typ":"JWT","kid":"k1"}`
+	claims := func(extra string) string {
+		return fmt.Sprintf(`{"iss":%q,"aud":%q,"iat":%d,"exp":%d,%s}`, testIss, testAud, now, now+600, extra)
+	}
+	hs, k1 := jwt.SigningMethodHS256, map[string]any{"kid": "k1"}
+	cases := []struct {
+		name, token string
+		want        int
+	}{
+		{"control: hand-made token", rawHS256(hdr, claims(`"sub":"alice","roles":["viewer"]`)), 200},
+		{"duplicate sub", rawHS256(hdr, claims(`"sub":"alice","sub":"admin","roles":["viewer"]`)), 401},
+		{"duplicate roles", rawHS256(hdr, claims(`"sub":"alice","roles":["viewer"],"roles":["admin"]`)), 401},
+		{"duplicate exp", rawHS256(hdr, claims(fmt.Sprintf(`"sub":"alice","exp":%d`, now+99999))), 401},
+		{"duplicate alg in header", rawHS256(`{"alg":"none","alg":"HS256","kid":"k1"}`, claims(`"sub":"alice"`)), 401},
+		{"duplicate kid in header", rawHS256(`{"alg":"HS256","kid":"other","kid":"k1"}`, claims(`"sub":"alice"`)), 401},
+		{"crit with an unknown extension", sign(t, hs, testSecret, goodClaims(), map[string]any{"kid": "k1", "crit": []string{"x-must"}, "x-must": true}), 401},
+		{"crit naming exp", sign(t, hs, testSecret, goodClaims(), map[string]any{"kid": "k1", "crit": []string{"exp"}}), 401},
+		{"roles as a string", sign(t, hs, testSecret, with(goodClaims(), "roles", "admin"), k1), 401},
+		{"roles with a number", sign(t, hs, testSecret, with(goodClaims(), "roles", []any{"viewer", 1}), k1), 401},
+		{"roles with an object", sign(t, hs, testSecret, with(goodClaims(), "roles", []any{map[string]any{"admin": true}}), k1), 401},
+		{"roles with null", sign(t, hs, testSecret, with(goodClaims(), "roles", []any{nil}), k1), 401},
+		{"sub unicode", sign(t, hs, testSecret, with(goodClaims(), "sub", "аlice"), k1), 401},
+		{"sub NUL", sign(t, hs, testSecret, with(goodClaims(), "sub", "alice\x00admin"), k1), 401},
+		{"sub slash", sign(t, hs, testSecret, with(goodClaims(), "sub", "a/../b"), k1), 401},
+		{"sub number", sign(t, hs, testSecret, with(goodClaims(), "sub", 7), k1), 401},
+		{"exp huge", rawHS256(hdr, fmt.Sprintf(`{"iss":%q,"aud":%q,"iat":%d,"exp":1e300,"sub":"alice"}`, testIss, testAud, now)), 401},
+		{"exp 1e999", rawHS256(hdr, fmt.Sprintf(`{"iss":%q,"aud":%q,"iat":%d,"exp":1e999,"sub":"alice"}`, testIss, testAud, now)), 401},
+		{"iat negative", sign(t, hs, testSecret, with(goodClaims(), "iat", -1), k1), 401},
+		{"iat huge negative", rawHS256(hdr, fmt.Sprintf(`{"iss":%q,"aud":%q,"iat":-1e300,"exp":%d,"sub":"alice"}`, testIss, testAud, now+60)), 401},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if r := env.doRaw("GET", "/v1/commands", "Bearer "+tc.token); r.status != tc.want {
+				t.Fatalf("got %d (%s), want %d", r.status, r.body, tc.want)
+			}
+		})
+	}
+}
+
+// TestAttackAuthorizationHeaderSmuggling: a proxy that reads the other of
+// two Authorization headers must not see a different caller than we do.
+func TestAttackAuthorizationHeaderSmuggling(t *testing.T) {
+	env := startServer(t, nil)
+	good := env.token("alice", "viewer")
+	send := func(vals ...string) int {
+		req, err := http.NewRequest("GET", env.url+"/v1/commands", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range vals {
+			req.Header.Add("Authorization", v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	cases := []struct {
+		name string
+		vals []string
+		want int
+	}{
+		{"one header", []string{"Bearer " + good}, 200},
+		{"lower-case scheme", []string{"bearer " + good}, 200},
+		{"extra spaces", []string{"Bearer    " + good + "  "}, 200},
+		{"two headers, good first", []string{"Bearer " + good, "Bearer x"}, 401},
+		{"two headers, good second", []string{"Bearer x", "Bearer " + good}, 401},
+		{"two equal headers", []string{"Bearer " + good, "Bearer " + good}, 401},
+		{"two tokens in one header", []string{"Bearer " + good + " " + good}, 401},
+		{"comma-joined", []string{"Bearer " + good + ", Bearer " + good}, 401},
+		{"tab separator", []string{"Bearer\t" + good}, 401},
+	}
+	for _, tc := range cases {
+		if got := send(tc.vals...); got != tc.want {
+			t.Errorf("%s: got %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestAttackAPIKeySecretNeverLogged: an API key sent without its "id."
+// prefix is the bare secret; it must not become the audit subject or a
+// rate-limit key.
+func TestAttackAPIKeySecretNeverLogged(t *testing.T) {
+	env := startServer(t, func(cfg *Config, _ *Deps) { loginConfig(cfg) })
+	const bare = "Bare0Secret0Without0Id0Prefix"
+	if r := env.do("POST", "/auth/token", "", map[string]any{"api_key": bare}); r.status != 401 {
+		t.Fatalf("got %d %s, want 401", r.status, r.body)
+	}
+	for _, l := range env.auditLines() {
+		if s := fmt.Sprint(l); strings.Contains(s, "Secret0Without") {
+			t.Errorf("audit line carries the key: %s", s)
+		}
+	}
+	if strings.Contains(env.logs.String(), "Secret0Without") {
+		t.Error("the log carries the key")
+	}
+}
+
+// TestAttackBodyKeySmuggling: keys that encoding/json folds or overwrites
+// would let a filter in front see another command than the one we run.
+func TestAttackBodyKeySmuggling(t *testing.T) {
+	env := startServer(t, nil)
+	tok := env.token("alice", "operator")
+	cases := []struct {
+		name, body, field string
+		want              int
+	}{
+		{"control", `{"command":"echo","args":["x"]}`, "", 200},
+		{"duplicate command", `{"command":"echo","command":"cat","args":["x"]}`, "command", 400},
+		{"case variant after", `{"command":"echo","Command":"cat","args":["x"]}`, "Command", 400},
+		{"case variant alone", `{"COMMAND":"echo","args":["x"]}`, "COMMAND", 400},
+		{"long s folds to args", `{"command":"echo","arg\u017f":["x"]}`, "argſ", 400},
+		{"duplicate args", `{"command":"echo","args":["x"],"args":["y"]}`, "args", 400},
+		{"duplicate env name", `{"command":"echo","args":["x"],"env":{"A":"1","A":"2"}}`, "A", 400},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := env.do("POST", "/v1/exec/check", tok, tc.body)
+			if r.status != tc.want {
+				t.Fatalf("got %d %s, want %d", r.status, r.body, tc.want)
+			}
+			var b errorBody
+			_ = jsonUnmarshal(r.body, &b)
+			if tc.want == 400 && (b.Error.Code != CodeInvalidRequest || b.Error.Field != tc.field) {
+				t.Errorf("got code %q field %q, want invalid_request field %q", b.Error.Code, b.Error.Field, tc.field)
+			}
+		})
+	}
+	login := startServer(t, func(cfg *Config, _ *Deps) { loginConfig(cfg) })
+	r := login.do("POST", "/auth/token", "", `{"username":"mallory","Username":"alice","password":"correct horse"}`)
+	if r.status != 400 {
+		t.Errorf("login with a case-variant username key: got %d %s, want 400", r.status, r.body)
+	}
+}
+
+func TestCheckKeys(t *testing.T) {
+	exact := map[string]bool{"command": true, "args": true, "env": true}
+	cases := []struct {
+		in, key, reason string
+	}{
+		{`{"command":"a","args":["b"],"env":{"A":"1","a":"2"}}`, "a", "duplicate"},
+		{`{"command":"a","args":[{"x":1},{"x":1}]}`, "", ""},
+		{`{"command":"a","args":[{"x":1,"x":2}]}`, "x", "duplicate"},
+		{`{"command":"a","env":{}}`, "", ""},
+		{`{"Env":{}}`, "Env", "case"},
+		{`{"other":1}`, "", ""}, // unknown fields are the decoder's to refuse
+		{`{"command":"a"`, "", ""},
+		{`[{"a":1},{"a":1}]`, "", ""},
+		{`{"a":{"b":{"c":1,"C":2}}}`, "C", "duplicate"},
+		{`{"\u212aey":1,"key":2}`, "key", "duplicate"}, // Kelvin sign folds to k
+		{`{"command":"a"} {"command":"a"}`, "", ""},
+	}
+	for _, tc := range cases {
+		p := checkKeys([]byte(tc.in), exact)
+		got := keyProblem{}
+		if p != nil {
+			got = *p
+		}
+		if got.Key != tc.key || got.Reason != tc.reason {
+			t.Errorf("checkKeys(%s) = %+v, want key %q reason %q", tc.in, got, tc.key, tc.reason)
+		}
+	}
+}
+
+// TestAttackPathAndMethodTricks: no spelling of the exec path but the one
+// route reaches a handler, and no method but POST.
+func TestAttackPathAndMethodTricks(t *testing.T) {
+	env := startServer(t, nil)
+	tok := env.token("alice", "operator")
+	body := map[string]any{"command": "echo", "args": []string{"x"}}
+	for _, p := range []string{"//v1/exec", "/v1/exec/", "/v1/./exec", "/v1/%2e/exec", "/v1/x/%2e%2e/exec", "/V1/EXEC", "/v1/exec%00", "/v1/exec;x"} {
+		if r := env.do("POST", p, tok, body); r.status != http.StatusNotFound {
+			t.Errorf("POST %s: got %d, want 404", p, r.status)
+		}
+	}
+	for _, m := range []string{"TRACE", "PUT", "PATCH", "GET"} {
+		if r := env.do(m, "/v1/exec", tok, nil); r.status != http.StatusMethodNotAllowed {
+			t.Errorf("%s /v1/exec: got %d, want 405", m, r.status)
+		}
+	}
+	r := env.do("OPTIONS", "/v1/exec", "", nil, "Origin", "https://evil.example", "Access-Control-Request-Method", "POST")
+	if r.header.Get("Access-Control-Allow-Origin") != "" || r.header.Get("Access-Control-Allow-Credentials") != "" {
+		t.Errorf("preflight from an unlisted origin got CORS headers: %v", r.header)
+	}
+}
+
+// TestAttackClientRequestID: a client's X-Request-Id is never echoed or
+// logged; the gateway's own id replaces it.
+func TestAttackClientRequestID(t *testing.T) {
+	env := startServer(t, nil)
+	evil := "evil-" + strings.Repeat("A", 10<<10)
+	r := env.do("GET", "/healthz", "", nil, "X-Request-Id", evil)
+	got := r.header.Get("X-Request-Id")
+	if got == "" || strings.HasPrefix(got, "evil") || len(got) != 32 {
+		t.Errorf("X-Request-Id = %.40q, want the gateway's own 32-hex id", got)
+	}
+	if strings.Contains(env.logs.String(), "evil-AAAA") {
+		t.Error("the client's request id reached the log")
+	}
+}
