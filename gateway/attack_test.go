@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -230,5 +231,56 @@ func TestAttackClientRequestID(t *testing.T) {
 	}
 	if strings.Contains(env.logs.String(), "evil-AAAA") {
 		t.Error("the client's request id reached the log")
+	}
+}
+
+// TestAttackTokenNeverLogged sends a live token (and a password) in every
+// place a client controls, then greps the log and the audit log for them.
+func TestAttackTokenNeverLogged(t *testing.T) {
+	env := startServer(t, func(cfg *Config, _ *Deps) { loginConfig(cfg) })
+	secret := env.token("alice", "viewer")
+	admin := env.token("root-op", "admin")
+	sig := secret[strings.LastIndex(secret, ".")+1:]
+	payload := strings.Split(secret, ".")[1]
+	const pass = "Hunter2-Pass-Phrase"
+	hdrs := []string{"User-Agent", "Referer", "Cookie", "X-Forwarded-For", "X-Real-IP", "X-Request-Id", "Origin", "Forwarded", "X-Api-Key"}
+	for _, h := range hdrs {
+		env.do("GET", "/v1/commands", admin, nil, h, secret)
+		env.do("GET", "/v1/commands", admin, nil, h, "Bearer "+secret)
+	}
+	for _, a := range []string{"Token " + secret, "Bearer " + secret + "x", "Bearer " + secret[:len(secret)-3], "Basic " + secret, secret} {
+		env.doRaw("GET", "/v1/commands", a)
+	}
+	for _, p := range []string{"/v1/" + secret, "/v1/commands/" + secret, "/v1/commands?q=" + secret, "/v1/commands?" + secret, "/v1/commands?token=" + secret, "/v1/commands?" + secret + "=1"} {
+		env.do("GET", p, admin, nil)
+	}
+	env.do("DELETE", "/v1/sessions/"+secret, admin, nil)
+	env.do("POST", "/v1/exec", admin, map[string]any{"command": "echo", "args": []string{secret}})
+	env.do("POST", "/v1/exec", admin, map[string]any{"command": "echo", "args": []string{"--token=" + secret}})
+	env.do("POST", "/v1/exec", admin, map[string]any{"cmdline": "echo " + secret})
+	env.do("POST", "/v1/exec", admin, map[string]any{"command": "echo", "env": map[string]string{"TZ": secret}})
+	env.do("POST", "/v1/exec", admin, map[string]any{"command": "cat", "stdin": secret, "args": []string{"-"}})
+	env.do("POST", "/v1/exec", admin, `{"command":"echo","args":["`+secret+`"],"bogus":"`+secret+`"}`)
+	env.do("POST", "/auth/token", "", map[string]any{"username": secret, "password": pass})
+	env.do("POST", "/auth/token", "", map[string]any{"username": "alice", "password": secret})
+	env.do("POST", "/auth/token", "", map[string]any{"username": pass, "password": "x"})
+	env.do("POST", "/auth/token", "", map[string]any{"api_key": "ci." + secret})
+	env.do("POST", "/auth/token", "", map[string]any{"api_key": secret})
+	env.do("POST", "/auth/token", "", map[string]any{"username": "alice", "password": pass})
+	env.stop()
+	data, err := os.ReadFile(env.auditPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, text := range map[string]string{"log": env.logs.String(), "audit log": string(data)} {
+		for what, s := range map[string]string{"token signature": sig, "token claims": payload[:40], "token start": secret[:64], "password": pass} {
+			if i := strings.Index(text, s); i >= 0 {
+				line := text[strings.LastIndex(text[:i], "\n")+1:]
+				if j := strings.IndexByte(line, '\n'); j >= 0 {
+					line = line[:j]
+				}
+				t.Errorf("the %s carries the %s: %.300s", name, what, line)
+			}
+		}
 	}
 }

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -117,6 +119,24 @@ func (cr *credentials) verify(r tokenRequest) (credential, bool) {
 	return c, ok && found
 }
 
+// knownName is name when it names a configured login, else "unknown:" and
+// a hash of it: a password typed into the username field must never reach
+// the audit log, the access log or a limiter key, yet the attempts on one
+// unknown name still count together.
+func (cr *credentials) knownName(name, method string) string {
+	known := false
+	if method == "api_key" {
+		_, known = cr.apiKeys[strings.TrimPrefix(name, "apikey:")]
+	} else {
+		_, known = cr.users[name]
+	}
+	if known {
+		return name
+	}
+	sum := sha256.Sum256([]byte(method + "\x00" + name))
+	return "unknown:" + hex.EncodeToString(sum[:8])
+}
+
 // tokenResponse is the answer of POST /auth/token.
 type tokenResponse struct {
 	AccessToken string    `json:"access_token"`
@@ -137,6 +157,7 @@ func (s *Server) handleToken(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
+	name = s.creds.knownName(name, method)
 	ctx, ip := c.Request.Context(), clientIP(c)
 	if err := s.take(c, s.limits.authUser, "user", "auth:user:"+name); err != nil {
 		return err
