@@ -4,8 +4,10 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // rawHS256 signs header and payload JSON exactly as written (jwt.Sign
@@ -281,6 +284,115 @@ func TestAttackTokenNeverLogged(t *testing.T) {
 				}
 				t.Errorf("the %s carries the %s: %.300s", name, what, line)
 			}
+		}
+	}
+}
+
+// TestAttackSlowloris: a client that never finishes its headers is cut off
+// by read_header_timeout (the 10 s read deadline only guards the test).
+func TestAttackSlowloris(t *testing.T) {
+	env := startServer(t, func(cfg *Config, _ *Deps) { cfg.HTTP.ReadHeaderTimeout = 200 * time.Millisecond })
+	conn, err := net.Dial("tcp", strings.TrimPrefix(env.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: a")); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err = io.ReadAll(conn)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatal("the server kept a connection with unfinished headers open")
+	}
+}
+
+// TestAttackLoginTimingStructure: an unknown user costs the same bcrypt
+// work as a known one (the dummy hash has the costliest configured cost),
+// and every failure gets the same answer.
+func TestAttackLoginTimingStructure(t *testing.T) {
+	h10, _ := bcrypt.GenerateFromPassword([]byte("pw"), 10)
+	h4, _ := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	cr, err := newCredentials(AuthConfig{
+		Users:   []User{{Username: "alice", PasswordHash: string(h4)}, {Username: "bob", PasswordHash: string(h10)}},
+		APIKeys: []APIKey{{ID: "ci", SecretHash: string(h4), Subject: "ci-bot"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := bcrypt.Cost(cr.dummy); c != 10 {
+		t.Errorf("dummy hash cost %d, want 10 (the costliest configured)", c)
+	}
+	for _, r := range []tokenRequest{
+		{Username: "mallory", Password: "pw"}, {Username: "Alice", Password: "pw"}, {Username: "alice", Password: "nope"},
+		{APIKey: "nokey.pw"}, {APIKey: "ci"}, {APIKey: "ci.nope"}, {Username: "alice", Password: strings.Repeat("p", 73)},
+	} {
+		if _, ok := cr.verify(r); ok {
+			t.Errorf("verify(%+v) = ok, want refused", r)
+		}
+	}
+	if _, ok := cr.verify(tokenRequest{Username: "bob", Password: "pw"}); !ok {
+		t.Error("bob with his password refused")
+	}
+	env := startServer(t, func(cfg *Config, _ *Deps) { loginConfig(cfg) })
+	answer := func(body map[string]any) string {
+		r := env.do("POST", "/auth/token", "", body)
+		var b errorBody
+		_ = jsonUnmarshal(r.body, &b)
+		b.Error.RequestID = ""
+		return fmt.Sprintf("%d %+v %s %s", r.status, b, r.header.Get("WWW-Authenticate"), r.header.Get("Retry-After"))
+	}
+	known := answer(map[string]any{"username": "alice", "password": "nope"})
+	for _, body := range []map[string]any{{"username": "mallory", "password": "nope"}, {"username": "ALICE", "password": "nope"}, {"api_key": "nokey.x"}, {"api_key": "ci.nope"}} {
+		if got := answer(body); got != known {
+			t.Errorf("%v: answer %q, want %q (same as a known user's)", body, got, known)
+		}
+	}
+}
+
+// TestAttackJSONBombs: hostile bodies get a 400 or 413, the server stays
+// up, and neither the answer nor the access log line grows with the input.
+func TestAttackJSONBombs(t *testing.T) {
+	env := startServer(t, func(cfg *Config, _ *Deps) { cfg.HTTP.MaxBodyBytes = 2 << 20 })
+	tok := env.token("alice", "operator")
+	big := strings.Repeat("x", 1<<20)
+	cases := []struct {
+		name, body string
+		want       int
+	}{
+		{"deep arrays", strings.Repeat("[", 1<<20), 400},
+		{"deep objects in args", `{"command":"echo","args":` + strings.Repeat(`{"a":`, 100000) + "1" + strings.Repeat("}", 100000) + "}", 400},
+		{"deep unknown field", `{"x":` + strings.Repeat("[", 200000) + strings.Repeat("]", 200000) + "}", 400},
+		{"1 MB command", `{"command":"` + big + `"}`, 200}, // a decision: denied, not run
+		{"1 MB unknown key", `{"` + big + `":1}`, 400},
+		{"512 KB case-variant keys", `{"command":"echo","env":{"` + big[:512<<10] + `":"1","` + strings.ToUpper(big[:512<<10]) + `":"2"}}`, 400},
+		{"timeout 1e999", `{"command":"echo","timeout_ms":1e999}`, 400},
+		{"timeout negative", `{"command":"echo","timeout_ms":-1}`, 400},
+		{"timeout fraction", `{"command":"echo","timeout_ms":1.5}`, 400},
+		{"timeout huge", `{"command":"echo","timeout_ms":9223372036854775807}`, 400},
+		{"timeout string", `{"command":"echo","timeout_ms":"5"}`, 400},
+		{"output negative", `{"command":"echo","max_output_bytes":-5}`, 400},
+		{"10k args", `{"command":"echo","args":[` + strings.TrimSuffix(strings.Repeat(`"a",`, 10000), ",") + `]}`, 200},
+		{"NUL in command", `{"command":"echo\u0000x"}`, 200},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := env.do("POST", "/v1/exec/check", tok, tc.body)
+			if r.status != tc.want {
+				t.Fatalf("got %d %.200s, want %d", r.status, r.body, tc.want)
+			}
+			if len(r.body) > 4096 {
+				t.Errorf("answer of %d bytes echoes the input", len(r.body))
+			}
+		})
+	}
+	if r := env.do("GET", "/healthz", "", nil); r.status != 200 {
+		t.Fatalf("server after the bombs: got %d", r.status)
+	}
+	for _, line := range strings.Split(env.logs.String(), "\n") {
+		if len(line) > 4096 {
+			t.Errorf("log line of %d bytes: %.200s", len(line), line)
 		}
 	}
 }

@@ -45,13 +45,6 @@ func decodeStrict(data []byte, dst any) error {
 	if !utf8.Valid(data) {
 		return errNotUTF8()
 	}
-	if p := checkKeys(data, jsonFieldNames(dst)); p != nil {
-		msg := fmt.Sprintf("field %q appears twice (keys are compared case-insensitively)", p.Key)
-		if p.Reason == "case" {
-			msg = fmt.Sprintf("field %q must be written in lower case as documented", p.Key)
-		}
-		return errInvalid(p.Key, msg, fmt.Errorf("key %q: %s", truncate(p.Key, 64), p.Reason))
-	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
@@ -59,6 +52,15 @@ func decodeStrict(data []byte, dst any) error {
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return errInvalid("", "trailing data after the JSON object", errors.New("trailing data"))
+	}
+	// After decoding: the decoder has bounded the depth and the types.
+	if p := checkKeys(data, jsonFieldNames(dst)); p != nil {
+		key := truncate(p.Key, 64)
+		msg := fmt.Sprintf("field %q appears twice (keys are compared case-insensitively)", key)
+		if p.Reason == "case" {
+			msg = fmt.Sprintf("field %q must be written in lower case as documented", key)
+		}
+		return errInvalid(key, msg, fmt.Errorf("key %q: %s", key, p.Reason))
 	}
 	return nil
 }
@@ -74,8 +76,10 @@ func jsonError(err error) error {
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return errInvalid("", "the body is empty or truncated", err)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return errInvalid(field, fmt.Sprintf("unknown field %q", field), err)
+		// The name is the client's: bounded, or a 1 MB key comes back twice
+		// in the answer and once in the access log.
+		field := truncate(strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`), 64)
+		return errInvalid(field, fmt.Sprintf("unknown field %q", field), fmt.Errorf("unknown field %q", field))
 	}
 	return errInvalid("", "malformed JSON", err)
 }
