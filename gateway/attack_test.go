@@ -396,3 +396,27 @@ func TestAttackJSONBombs(t *testing.T) {
 		}
 	}
 }
+
+// TestAttackLoginDenialFromAnotherIP: an attacker guessing alice's password
+// from one address gets locked out there; alice, from her own address,
+// still logs in (neither the pair lockout nor the per-user limit may be
+// drained by the locked-out attacker).
+func TestAttackLoginDenialFromAnotherIP(t *testing.T) {
+	env := startServer(t, func(cfg *Config, _ *Deps) {
+		loginConfig(cfg)
+		cfg.Auth.Lockout.PairThreshold, cfg.Auth.Lockout.IPThreshold = 3, 100
+		cfg.Limits.AuthPerUser = "8-M"
+	})
+	login := func(ip, pass string) response {
+		return env.do("POST", "/auth/token", "", map[string]any{"username": "alice", "password": pass}, "X-Forwarded-For", ip)
+	}
+	for range 20 {
+		login("203.0.113.66", "guess")
+	}
+	if r := login("203.0.113.66", "correct horse"); r.status != 429 {
+		t.Errorf("attacker's own address: got %d, want 429 (locked out)", r.status)
+	}
+	if r := login("198.51.100.7", "correct horse"); r.status != 200 {
+		t.Errorf("alice from her address after the attack: got %d %s, want 200", r.status, r.body)
+	}
+}

@@ -159,9 +159,6 @@ func (s *Server) handleToken(c *gin.Context) error {
 	}
 	name = s.creds.knownName(name, method)
 	ctx, ip := c.Request.Context(), clientIP(c)
-	if err := s.take(c, s.limits.authUser, "user", "auth:user:"+name); err != nil {
-		return err
-	}
 	ev := s.event(c, EventAuthFailure)
 	ev.Subject, ev.AuthMethod = name, method
 	if wait, err := s.lockouts.locked(ctx, name, ip); err != nil {
@@ -173,6 +170,12 @@ func (s *Server) handleToken(c *gin.Context) error {
 		e := httpErr(http.StatusTooManyRequests, CodeLockedOut, "too many failed attempts, retry later", ErrLockedOut)
 		e.RetryAfter = wait
 		return e
+	}
+	// The per-user limit is taken after the lockout check: a locked-out
+	// attacker must not keep draining the user's bucket (one IP could
+	// otherwise deny the user every login from anywhere).
+	if err := s.take(c, s.limits.authUser, "user", "auth:user:"+name); err != nil {
+		return err
 	}
 	cred, ok := s.creds.verify(req)
 	if !ok {
