@@ -420,3 +420,91 @@ func TestAttackLoginDenialFromAnotherIP(t *testing.T) {
 		t.Errorf("alice from her address after the attack: got %d %s, want 200", r.status, r.body)
 	}
 }
+
+// TestAttackLogInjection: control bytes, bare CRs and Unicode line
+// separators in client headers never split a log or audit line.
+func TestAttackLogInjection(t *testing.T) {
+	env := startServer(t, nil)
+	tok := env.token("alice", "viewer")
+	for _, ua := range []string{"x\rinjected", "x\x1b[2J\x00y", "x\u2028{\"type\":\"auth_success\"}\u2029", "x\xff\xfe", "x\r\n\r\nGET /admin HTTP/1.1"} {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(env.url, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "GET /v1/commands HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nUser-Agent: %s\r\nConnection: close\r\n\r\n", tok, ua)
+		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, _ = io.ReadAll(conn)
+		conn.Close()
+	}
+	env.do("GET", "/v1/commands", "bad-token", nil, "User-Agent", "ua\u2028{\"type\":\"auth_success\"}")
+	env.stop()
+	data, err := os.ReadFile(env.auditPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, text := range map[string]string{"log": env.logs.String(), "audit log": string(data)} {
+		for _, line := range strings.Split(strings.TrimSpace(text), "\n") {
+			var m map[string]any
+			if err := jsonUnmarshal([]byte(line), &m); err != nil {
+				t.Errorf("%s line is not one JSON object: %.200q", name, line)
+			}
+			if strings.ContainsAny(line, "\r\x1b\x00\u2028") {
+				t.Errorf("%s line carries a raw control or separator: %.200q", name, line)
+			}
+		}
+	}
+}
+
+// TestAttackAdminEndpointsWithoutAdmin: every admin endpoint refuses every
+// caller whose roles do not carry the admin permission, whatever the role
+// is called, and a refused kill or drain changes nothing.
+func TestAttackAdminEndpointsWithoutAdmin(t *testing.T) {
+	env := startServer(t, nil)
+	routes := []struct{ method, path string }{
+		{"GET", "/v1/health"}, {"GET", "/v1/sessions"}, {"DELETE", "/v1/sessions/0123456789abcdef0123456789abcdef"}, {"POST", "/v1/admin/drain"},
+	}
+	for _, roles := range [][]string{nil, {"viewer"}, {"operator"}, {"Admin"}, {"ADMIN"}, {"admin:"}, {"admins"}, {"root"}, {"permissions"}} {
+		tok := env.token("mallory", roles...)
+		for _, rt := range routes {
+			if r := env.do(rt.method, rt.path, tok, nil); r.status != http.StatusForbidden {
+				t.Errorf("roles %v %s %s: got %d, want 403", roles, rt.method, rt.path, r.status)
+			}
+		}
+	}
+	if r := env.do("GET", "/readyz", "", nil); r.status != 200 {
+		t.Errorf("after refused drains /readyz: got %d, want 200 (not draining)", r.status)
+	}
+}
+
+// TestAttackForwardedForVariants: spellings of one client in X-Forwarded-For
+// (zone ids, IPv4-mapped IPv6, another address of the same /64) land in one
+// rate-limit bucket; headers from an untrusted peer are ignored.
+func TestAttackForwardedForVariants(t *testing.T) {
+	trusted, _ := parsePrefixes([]string{"127.0.0.1", "::1"})
+	ci := clientIPs{trusted: trusted}
+	key := func(peer, xff string) string {
+		r := newReq(peer)
+		if xff != "" {
+			r.Header.Set("X-Forwarded-For", xff)
+		}
+		return rateKey(ci.clientIP(r))
+	}
+	same := []struct{ peer, xff, want string }{
+		{"127.0.0.1:1", "198.51.100.9", "198.51.100.9"},
+		{"127.0.0.1:1", "::ffff:198.51.100.9", "198.51.100.9"},
+		{"[::1]:1", "198.51.100.9", "198.51.100.9"},
+		{"127.0.0.1:1", "2001:db8:1:2::1", "2001:db8:1:2::/64"},
+		{"127.0.0.1:1", "2001:DB8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"},
+		{"127.0.0.1:1", "2001:db8:1:2::1%eth0", "2001:db8:1:2::/64"},
+		{"127.0.0.1:1", "2001:db8:1:2:0:0:0:7", "2001:db8:1:2::/64"},
+		{"[2001:db8:1:2::5%lo]:1", "", "2001:db8:1:2::/64"},
+		{"203.0.113.5:1", "198.51.100.9", "203.0.113.5"},      // untrusted peer: XFF ignored
+		{"203.0.113.5:1", "127.0.0.1", "203.0.113.5"},         // nor may it claim to be a proxy
+		{"[2001:db8:9::1]:1", "198.51.100.9", "2001:db8:9::/64"}, // untrusted v6 peer
+	}
+	for _, tc := range same {
+		if got := key(tc.peer, tc.xff); got != tc.want {
+			t.Errorf("peer %s xff %q: bucket %s, want %s", tc.peer, tc.xff, got, tc.want)
+		}
+	}
+}
