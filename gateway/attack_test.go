@@ -498,8 +498,8 @@ func TestAttackForwardedForVariants(t *testing.T) {
 		{"127.0.0.1:1", "2001:db8:1:2::1%eth0", "2001:db8:1:2::/64"},
 		{"127.0.0.1:1", "2001:db8:1:2:0:0:0:7", "2001:db8:1:2::/64"},
 		{"[2001:db8:1:2::5%lo]:1", "", "2001:db8:1:2::/64"},
-		{"203.0.113.5:1", "198.51.100.9", "203.0.113.5"},      // untrusted peer: XFF ignored
-		{"203.0.113.5:1", "127.0.0.1", "203.0.113.5"},         // nor may it claim to be a proxy
+		{"203.0.113.5:1", "198.51.100.9", "203.0.113.5"},         // untrusted peer: XFF ignored
+		{"203.0.113.5:1", "127.0.0.1", "203.0.113.5"},            // nor may it claim to be a proxy
 		{"[2001:db8:9::1]:1", "198.51.100.9", "2001:db8:9::/64"}, // untrusted v6 peer
 	}
 	for _, tc := range same {
