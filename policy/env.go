@@ -53,7 +53,7 @@ func clientEnvForbidden(name string) bool {
 // bad file keeps the old set).
 func (l *loader) checkSecretsFiles() {
 	for _, pf := range l.files {
-		if pf.f.SecretsFile == "" {
+		if pf.f.SecretsFile == "" || l.opts.WithoutSecrets {
 			continue
 		}
 		m, err := readSecretsFile(pf.f.SecretsFile)
@@ -117,7 +117,7 @@ func (l *loader) checkSecretRef(pf *parsedFile, path, key string) {
 	}
 	m, ok := l.secrets[pf]
 	if !ok {
-		return // the file itself failed; reported once
+		return // the file itself failed (reported once), or was not read (WithoutSecrets)
 	}
 	if _, ok := m[key]; !ok {
 		l.errAt(pf, path, CodeSecretMissing, "key %q is not in the secrets file", key)

@@ -26,6 +26,12 @@ type LoadOptions struct {
 	// StateDir is the gateway's own state directory; a root over it is a
 	// load error.
 	StateDir string
+	// WithoutSecrets loads the set without reading any secrets_file: the
+	// copy the unprivileged front holds to answer decisions. Secret
+	// variables keep their names but carry no value, so such a set must
+	// never be used to run a command (the root executor loads its own,
+	// complete set and decides again). Default false.
+	WithoutSecrets bool
 }
 
 // parsedFile is one decoded policy file with the position of every key.

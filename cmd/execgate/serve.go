@@ -128,8 +128,11 @@ func devKey(stateDir string) (string, error) {
 }
 
 // policyLoader loads the configured policy (the embedded default in dev mode).
-func policyLoader(cfg gateway.Config) func(ctx context.Context) (*policy.Set, error) {
-	opts := policy.LoadOptions{StateDir: cfg.StateDir}
+// The unprivileged front loads it withoutSecrets: it cannot read the
+// root-owned secrets file and never runs anything with its copy (the
+// executor decides again with the complete set).
+func policyLoader(cfg gateway.Config, withoutSecrets bool) func(ctx context.Context) (*policy.Set, error) {
+	opts := policy.LoadOptions{StateDir: cfg.StateDir, WithoutSecrets: withoutSecrets}
 	if cfg.Policy == policies.DefaultName {
 		return func(context.Context) (*policy.Set, error) {
 			return policy.LoadBytes(policies.DefaultName, policies.Default, opts)
@@ -240,7 +243,7 @@ func serve(ctx context.Context, cfg gateway.Config, rt *runtime, log *slog.Logge
 	defer auditor.Close()
 	srv, err := gateway.New(ctx, cfg, gateway.Deps{
 		Runner: rt.runner, Audit: auditor, Metrics: met, Registry: reg, Logger: log,
-		LoadPolicy: policyLoader(cfg), OnPolicy: rt.setPolicy, SelfCheck: rt.selfCheck,
+		LoadPolicy: policyLoader(cfg, rt.local == nil), OnPolicy: rt.setPolicy, SelfCheck: rt.selfCheck,
 		SandboxFeatures: rt.features, Version: version, KeyConfigs: rt.keyConfigs,
 	})
 	if err != nil {

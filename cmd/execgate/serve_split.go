@@ -34,7 +34,7 @@ func serveSplit(ctx context.Context, cfg gateway.Config, args []string, stderr i
 	if _, err := gateway.NewVerifier(cfg.JWT, ring); err != nil {
 		return fail(err)
 	}
-	load := policyLoader(cfg)
+	load := policyLoader(cfg, false)
 	set, err := load(ctx)
 	if err != nil {
 		return fail(fmt.Errorf("load policy: %w", err))
