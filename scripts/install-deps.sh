@@ -13,7 +13,13 @@ declare -A want=(
   [redis-server]=/usr/bin/redis-server
   [bubblewrap]=/usr/bin/bwrap
   [nginx]=/usr/sbin/nginx
-  [procps]=/usr/bin/pgrep
+  [procps]=/usr/bin/top
+  [openssl]=/usr/bin/openssl
+  # binaries the shipped policies name (a missing binary is a load error)
+  [git]=/usr/bin/git
+  [vim]=/usr/bin/vim.basic
+  [less]=/usr/bin/less
+  [python3-minimal]=/usr/bin/python3
 )
 
 missing=()
