@@ -289,6 +289,10 @@ func ignoreClosed(err error) error {
 // kills them and closes every connection.
 func (s *Server) shutdown(metricsSrv *http.Server) {
 	s.draining.Store(true)
+	// Close stopping before Shutdown returns, not only from the
+	// RegisterOnShutdown hook (net/http runs hooks in their own goroutines):
+	// once shutdown has begun, Stopping is observably closed.
+	s.stopOnce.Do(func() { close(s.stopping) })
 	s.auditServer(context.Background(), EventServerStop, "")
 	graceCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownGrace)
 	err := s.httpSrv.Shutdown(graceCtx)
