@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -267,7 +266,7 @@ func (c *Client) List() []RunningJob {
 		out = append(out, info)
 	}
 	c.mu.Unlock()
-	sort.Slice(out, func(i, k int) bool { return out[i].Started.Before(out[k].Started) })
+	sortRunningJobs(out)
 	return out
 }
 

@@ -298,13 +298,19 @@ func (l *Local) List() []RunningJob {
 		out = append(out, info)
 	}
 	l.mu.Unlock()
+	sortRunningJobs(out)
+	return out
+}
+
+// sortRunningJobs orders a job listing by start time, then by id, so that
+// Local and Client list the same jobs in the same order.
+func sortRunningJobs(out []RunningJob) {
 	sort.Slice(out, func(i, j int) bool {
 		if !out[i].Started.Equal(out[j].Started) {
 			return out[i].Started.Before(out[j].Started)
 		}
 		return out[i].ID < out[j].ID
 	})
-	return out
 }
 
 // Kill ends the running job with this id; its result says "killed".
