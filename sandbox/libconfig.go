@@ -64,8 +64,6 @@ type configInput struct {
 	CgroupParent  string
 	CgroupVersion int
 	Rootfs        string
-	HostDirs      []string // usr-merge directories bound read-only
-	EtcBinds      []string
 	Seccomp       *configs.Seccomp
 	Spec          *Spec
 }
@@ -123,13 +121,9 @@ func buildMounts(in configInput) []*configs.Mount {
 	if in.Spec.TTY {
 		ms = append(ms, &configs.Mount{Source: "devpts", Destination: "/dev/pts", Device: "devpts", Flags: unix.MS_NOSUID | unix.MS_NOEXEC, Data: "newinstance,ptmxmode=0666,mode=0620,max=8"})
 	}
-	ms = append(ms, bind("/usr", "/usr", roBind))
-	for _, d := range in.HostDirs {
-		ms = append(ms, bind(d, d, roBind))
-	}
-	for _, e := range in.EtcBinds {
-		ms = append(ms, bind(e, e, roBind|unix.MS_NOEXEC))
-	}
+	// /usr, the usr-merge directories and the /etc files are not here: they
+	// are the skeleton's static binds (skelmounts.go) and come with the
+	// root's recursive bind.
 	ms = append(ms, &configs.Mount{Source: "tmpfs", Destination: "/tmp", Device: "tmpfs", Flags: tmpFlags,
 		Data: "mode=1777,size=" + strconv.FormatInt(p.TmpfsBytes, 10) + ",nr_inodes=" + strconv.FormatInt(tmpfsInodes(p.TmpfsBytes), 10)})
 	for _, m := range in.Spec.Mounts {

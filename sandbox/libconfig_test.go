@@ -14,7 +14,7 @@ import (
 func testConfigInput(version int, spec *Spec) configInput {
 	return configInput{
 		ID: "job-1", CgroupParent: "/execgate/inst", CgroupVersion: version,
-		Rootfs: "/run/execgate/inst/rootfs", EtcBinds: []string{"/etc/hosts"},
+		Rootfs: "/run/execgate/inst/rootfs",
 		Seccomp: &configs.Seccomp{}, Spec: spec,
 	}
 }
@@ -122,8 +122,6 @@ func TestBuildConfigSandbox(t *testing.T) {
 		dest       string
 		set, clear int
 	}{
-		{"/usr", unix.MS_BIND | unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV, 0},
-		{"/etc/hosts", unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, 0},
 		{"/tmp", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, 0},
 		{"/work", unix.MS_BIND | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, unix.MS_RDONLY},
 		{"/docs", unix.MS_BIND | unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV, 0},

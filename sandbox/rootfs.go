@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,9 +18,12 @@ import (
 // private, at <StateRoot>/rootfs, which is the root of every container.
 // libcontainer's bind of the root inherits those flags, so the container's
 // / is ro,nosuid,nodev without a per-run remount (its own read-only remount
-// would drop nosuid and nodev). Per run, libcontainer only mounts onto it
-// inside the container's own mount namespace: nothing is created or
-// removed per run. New mount points and users are added through skel.
+// would drop nosuid and nodev). The static read-only binds (/usr, the /etc
+// files) are mounted once onto that bind (skelmounts.go) and arrive with
+// libcontainer's recursive bind of the root. Per run, libcontainer only
+// mounts onto it inside the container's own mount namespace: nothing is
+// created or removed per run. New mount points and users are added through
+// skel.
 
 // usrMergeNames are the top-level names Debian's usr-merge turns into
 // symlinks into /usr (trap 11). A host where one is a real directory gets a
@@ -82,6 +86,9 @@ func buildSkeleton(dir, root string) (_ *skeleton, err error) {
 	if err := bindReadOnly(dir, root); err != nil {
 		return nil, err
 	}
+	if err := s.mountStatic(); err != nil {
+		return nil, errors.Join(err, unmountRetry(root))
+	}
 	return s, nil
 }
 
@@ -102,9 +109,10 @@ func bindReadOnly(dir, root string) error {
 	return nil
 }
 
-// remove unmounts the read-only bind and removes both trees.
+// remove unmounts the static binds and the read-only bind and removes
+// both trees.
 func (s *skeleton) remove() error {
-	if err := unmountRetry(s.root); err != nil {
+	if err := unmountUnder(s.root, true); err != nil {
 		return err
 	}
 	if err := os.RemoveAll(s.root); err != nil {
