@@ -14,7 +14,7 @@ import (
 func testConfigInput(version int, spec *Spec) configInput {
 	return configInput{
 		ID: "job-1", CgroupParent: "/execgate/inst", CgroupVersion: version,
-		Rootfs: "/run/execgate/inst/rootfs",
+		Rootfs:  "/run/execgate/inst/rootfs",
 		Seccomp: &configs.Seccomp{}, Spec: spec,
 	}
 }
