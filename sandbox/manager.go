@@ -87,8 +87,10 @@ func (m *Manager) setUp(ctx context.Context) (err error) {
 		return fmt.Errorf("containers dir: %w", err)
 	}
 	for _, name := range []string{SeccompDefault, SeccompStrict} {
-		if _, err := m.seccompFor(&policy.Profile{Seccomp: name}); err != nil {
-			return err
+		for _, noexec := range []bool{false, true} {
+			if _, err := m.seccompFor(&policy.Profile{Seccomp: name, NoExecWork: noexec}); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -138,10 +140,7 @@ func (m *Manager) Close() error {
 // seccompFor returns the compiled seccomp config of a profile's named
 // seccomp profile, compiling it once.
 func (m *Manager) seccompFor(p *policy.Profile) (*configs.Seccomp, error) {
-	key := p.Seccomp
-	if key != SeccompDefault && key != SeccompStrict {
-		key = "file:" + p.SeccompFile
-	}
+	key := seccompKey(p.Seccomp, p.SeccompFile, p.NoExecWork)
 	m.seccompMu.Lock()
 	defer m.seccompMu.Unlock()
 	if sc, ok := m.seccompCache[key]; ok {
@@ -164,6 +163,9 @@ func (m *Manager) seccompFor(p *policy.Profile) (*configs.Seccomp, error) {
 			return nil, err
 		}
 		allow = f.Allow
+	}
+	if p.NoExecWork {
+		allow = noexecAllow(allow)
 	}
 	sc, err := compileSeccomp(allow)
 	if err != nil {
