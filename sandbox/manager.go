@@ -65,9 +65,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Manager, error) {
 		return nil, err
 	}
 	m.starters = newStarterPool(cfg.Starters)
-	m.warm = newCgroupWarmer(cfg.CgroupVersion, m.cgMounts, log)
+	if !cfg.DisableCgroupWarmup {
+		m.warm = newCgroupWarmer(cfg.CgroupVersion, m.cgMounts, log)
+	}
 	log.Info("sandbox manager ready", "instance", cfg.Instance, "state_root", cfg.StateRoot,
-		"cgroup_parent", cfg.CgroupParent, "cgroup_version", cfg.CgroupVersion)
+		"cgroup_parent", cfg.CgroupParent, "cgroup_version", cfg.CgroupVersion, "cgroup_warmup", m.warm != nil)
 	return m, nil
 }
 
