@@ -141,6 +141,13 @@ func TestBuildConfigSandbox(t *testing.T) {
 	if _, ok := byDest["/dev/pts"]; ok {
 		t.Error("devpts mounted without a TTY")
 	}
+	// The static read-only binds are the skeleton's (skelmounts.go), not
+	// the per-run configuration's.
+	for dest := range byDest {
+		if isUnder(dest, "/usr") || isUnder(dest, "/etc") || isUnder(dest, "/lib64") {
+			t.Errorf("static bind %s in the per-run config", dest)
+		}
+	}
 	spec.TTY = true
 	spec.Profile.Network = policy.NetworkLoopback
 	cfg = buildConfig(testConfigInput(2, spec))
