@@ -186,4 +186,5 @@ func isUnder(p, dir string) bool {
 func (cfg Config) containersDir() string { return filepath.Join(cfg.StateRoot, "containers") }
 func (cfg Config) rootfsDir() string     { return filepath.Join(cfg.StateRoot, "rootfs") }
 func (cfg Config) skelDir() string       { return filepath.Join(cfg.StateRoot, "skel") }
+func (cfg Config) devDir() string        { return filepath.Join(cfg.StateRoot, "dev") }
 func (cfg Config) lockPath() string      { return filepath.Join(cfg.StateRoot, "lock") }

@@ -82,7 +82,7 @@ func (m *Manager) setUp(ctx context.Context) (err error) {
 	if err := m.sweep(ctx); err != nil {
 		return fmt.Errorf("sweep leftovers: %w", err)
 	}
-	if m.skel, err = buildSkeleton(m.cfg.skelDir(), m.cfg.rootfsDir()); err != nil {
+	if m.skel, err = buildSkeleton(m.cfg.skelDir(), m.cfg.rootfsDir(), m.cfg.devDir()); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(m.cfg.containersDir(), 0o700); err != nil {

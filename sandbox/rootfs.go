@@ -44,6 +44,7 @@ var reservedTargets = []string{"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib6
 type skeleton struct {
 	dir      string   // writable skeleton (host only)
 	root     string   // its read-only bind: the containers' root
+	dev      string   // the shared read-only /dev (skeldev.go)
 	hostDirs []string // usr-merge names that are real directories on the host: bound read-only
 	etc      []string // etcBinds present on the host
 
@@ -52,16 +53,16 @@ type skeleton struct {
 	users   map[[2]uint32]bool
 }
 
-// buildSkeleton creates the skeleton in dir and its read-only bind at
-// root, replacing earlier ones (the caller has swept mounts under the state
-// root).
-func buildSkeleton(dir, root string) (_ *skeleton, err error) {
-	for _, d := range []string{dir, root} {
+// buildSkeleton creates the skeleton in dir, its read-only bind at root and
+// the shared /dev at dev, replacing earlier ones (the caller has swept
+// mounts under the state root).
+func buildSkeleton(dir, root, dev string) (_ *skeleton, err error) {
+	for _, d := range []string{dir, root, dev} {
 		if err := os.RemoveAll(d); err != nil {
 			return nil, fmt.Errorf("remove old root skeleton %s: %w", d, err)
 		}
 	}
-	s := &skeleton{dir: dir, root: root, targets: map[string]bool{}, users: map[[2]uint32]bool{}}
+	s := &skeleton{dir: dir, root: root, dev: dev, targets: map[string]bool{}, users: map[[2]uint32]bool{}}
 	for _, d := range []string{"", "usr", "etc", "tmp", "proc", "dev"} {
 		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
 			return nil, fmt.Errorf("root skeleton: %w", err)
@@ -89,6 +90,9 @@ func buildSkeleton(dir, root string) (_ *skeleton, err error) {
 	if err := s.mountStatic(); err != nil {
 		return nil, errors.Join(err, unmountRetry(root))
 	}
+	if err := buildDev(dev); err != nil {
+		return nil, errors.Join(err, unmountUnder(root, true))
+	}
 	return s, nil
 }
 
@@ -109,11 +113,17 @@ func bindReadOnly(dir, root string) error {
 	return nil
 }
 
-// remove unmounts the static binds and the read-only bind and removes
-// both trees.
+// remove unmounts the static binds, the read-only bind and the shared
+// /dev and removes the three trees.
 func (s *skeleton) remove() error {
 	if err := unmountUnder(s.root, true); err != nil {
 		return err
+	}
+	if err := unmountUnder(s.dev, true); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(s.dev); err != nil {
+		return fmt.Errorf("remove %s: %w", s.dev, err)
 	}
 	if err := os.RemoveAll(s.root); err != nil {
 		return fmt.Errorf("remove %s: %w", s.root, err)

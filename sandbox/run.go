@@ -86,7 +86,7 @@ func (m *Manager) prepare(ctx context.Context, spec *Spec) (*configs.Config, err
 	id := fmt.Sprintf("%s%s-%d", containerPrefix, spec.ID, m.seq.Add(1))
 	return buildConfig(configInput{
 		ID: id, CgroupParent: m.cfg.CgroupParent, CgroupVersion: m.cfg.CgroupVersion,
-		Rootfs: m.skel.root, Seccomp: sc, Spec: spec,
+		Rootfs: m.skel.root, Dev: m.skel.dev, Seccomp: sc, Spec: spec,
 	}), nil
 }
 

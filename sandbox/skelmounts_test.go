@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -139,4 +140,56 @@ func TestSweepStaticBinds(t *testing.T) {
 		t.Errorf("after Close: %v", left)
 	}
 	removeCgroupParents(m2.cfg.CgroupParent)
+}
+
+// TestSharedDev checks the shared /dev on the host: a private tmpfs,
+// read-only (mount and superblock), nosuid, noexec, holding exactly the
+// sandbox's device nodes (character devices, 0666, root) and libcontainer's
+// links.
+func TestSharedDev(t *testing.T) {
+	m := newTestManager(t)
+	i := hostMountsUnderRoot(t, m.skel.dev)[m.skel.dev]
+	if i == nil {
+		t.Fatalf("%s: not mounted", m.skel.dev)
+	}
+	opts, super := strings.Split(i.Options, ","), strings.Split(i.VFSOptions, ",")
+	for _, w := range []string{"ro", "nosuid", "noexec"} {
+		if !slices.Contains(opts, w) {
+			t.Errorf("got options %s, want %s", i.Options, w)
+		}
+	}
+	if i.FSType != "tmpfs" || !slices.Contains(super, "ro") || i.Optional != "" {
+		t.Errorf("got %s super %s propagation %q, want tmpfs, super ro, private", i.FSType, i.VFSOptions, i.Optional)
+	}
+	ents, err := os.ReadDir(m.skel.dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	want := []string{"fd", "full", "null", "ptmx", "random", "stderr", "stdin", "stdout", "tty", "urandom", "zero"}
+	if _, err := os.Stat("/proc/kcore"); err == nil {
+		want = append(want, "core")
+		slices.Sort(want)
+	}
+	if !slices.Equal(names, want) {
+		t.Errorf("got entries %v, want %v", names, want)
+	}
+	for _, d := range sandboxDevices {
+		var st unix.Stat_t
+		if err := unix.Lstat(filepath.Join(m.skel.dev, filepath.Base(d.Path)), &st); err != nil {
+			t.Errorf("%s: %v", d.Path, err)
+			continue
+		}
+		if st.Mode != unix.S_IFCHR|0o666 || st.Uid != 0 || st.Gid != 0 ||
+			unix.Major(st.Rdev) != uint32(d.Major) || unix.Minor(st.Rdev) != uint32(d.Minor) {
+			t.Errorf("%s: got mode %o uid %d gid %d dev %d:%d, want char 0666 root %d:%d", d.Path, st.Mode, st.Uid, st.Gid,
+				unix.Major(st.Rdev), unix.Minor(st.Rdev), d.Major, d.Minor)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(m.skel.dev, "x"), nil, 0o644); !errors.Is(err, unix.EROFS) {
+		t.Errorf("creating a file in the shared /dev as host root: got %v, want EROFS", err)
+	}
 }
