@@ -268,6 +268,9 @@ func (s *Server) authFailed(c *gin.Context, err error) {
 		reason = te.Reason
 	}
 	s.metrics.AuthFailed(reason)
+	if s.authFailuresOver(c) { // past limits.auth_failures_per_ip: 429, counted, not audited one by one
+		return
+	}
 	ev := s.event(c, EventAuthFailure)
 	ev.AuthMethod = "jwt"
 	ev.Reason = reason

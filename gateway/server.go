@@ -251,6 +251,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	pollCtx, stopPoll := context.WithCancel(ctx)
 	wg.Go(func() { s.pollPolicy(pollCtx) })
+	wg.Go(func() { s.flushSuppressedLoop(pollCtx) })
 	s.auditServer(ctx, EventServerStart, "")
 	s.log.Info("serving", slog.String("listen", ln.Addr().String()), slog.Bool("dev", s.cfg.Dev))
 
@@ -262,6 +263,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	stopPoll()
 	s.shutdown(metricsSrv)
 	wg.Wait()
+	s.flushSuppressed(ctx, time.Now(), true) // every count, also of windows still open
 	close(errc)
 	for err := range errc {
 		if serveErr == nil {
@@ -326,9 +328,14 @@ func (s *Server) metricsServer() (*http.Server, net.Listener, error) {
 			return nil, nil, fmt.Errorf("listen metrics %s: %w", s.cfg.MetricsListen, err)
 		}
 	}
+	rules, err := newNetRules(s.cfg.Network.MetricsAllow, s.cfg.Network.MetricsBlock)
+	if err != nil {
+		ln.Close()
+		return nil, nil, &ConfigError{Key: "network.metrics_allow", Message: err.Error()}
+	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", MetricsHandler(s.deps.Registry))
-	return &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+	return &http.Server{Handler: s.metricsGuard(rules, mux), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second}, ln, nil
 }
 
