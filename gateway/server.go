@@ -224,8 +224,10 @@ func (s *Server) Serve(ctx context.Context) error {
 			return fmt.Errorf("listen %s: %w", s.cfg.Listen, err)
 		}
 	}
+	ln = s.guardListener(ln)
 	s.httpSrv = &http.Server{
 		Handler:           s.engine,
+		ConnState:         connState, // tells the header guard when answers went out
 		ReadHeaderTimeout: s.cfg.HTTP.ReadHeaderTimeout,
 		ReadTimeout:       s.cfg.HTTP.ReadTimeout,
 		WriteTimeout:      s.cfg.HTTP.WriteTimeout,

@@ -1,0 +1,293 @@
+package gateway
+
+import (
+	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// rawResponse is one answer read off a raw connection.
+type rawResponse struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r rawResponse) errBody() errorBody {
+	var b errorBody
+	_ = json.Unmarshal(r.body, &b)
+	return b
+}
+
+// rawExchange opens a TCP connection to addr, writes every part (in order,
+// from its own goroutine, ignoring write errors: the server may close
+// first) and reads answers until the server closes the connection.
+func rawExchange(t *testing.T, addr string, parts ...string) []rawResponse {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
+	wrote := make(chan struct{})
+	go func() {
+		defer close(wrote)
+		for _, p := range parts {
+			if _, err := io.WriteString(conn, p); err != nil {
+				return
+			}
+		}
+	}()
+	defer func() { conn.Close(); <-wrote }()
+	br := bufio.NewReader(conn)
+	var out []rawResponse
+	for {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			return out
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		out = append(out, rawResponse{status: resp.StatusCode, header: resp.Header, body: body})
+	}
+}
+
+func hostOf(url string) string { return strings.TrimPrefix(url, "http://") }
+
+// checkGuard413 asserts the guard's answer: 413 JSON with a request id that
+// matches the header, the security headers, and an audit line.
+func checkGuard413(t *testing.T, env *testEnv, what string, r rawResponse) {
+	t.Helper()
+	b := r.errBody()
+	id := r.header.Get("X-Request-Id")
+	if r.status != 413 || b.Error.Code != CodePayloadTooLarge || id == "" || b.Error.RequestID != id {
+		t.Fatalf("%s: got %d %v %s, want 413 payload_too_large with X-Request-Id", what, r.status, r.header, r.body)
+	}
+	if r.header.Get("Content-Type") != "application/json; charset=utf-8" {
+		t.Errorf("%s: Content-Type %q", what, r.header.Get("Content-Type"))
+	}
+	for _, kv := range securityHeaders(false) {
+		if got := r.header.Get(kv[0]); got != kv[1] {
+			t.Errorf("%s: %s = %q, want %q", what, kv[0], got, kv[1])
+		}
+	}
+	waitFor(t, "the audit line of "+what, func() bool {
+		for _, l := range env.auditFor(id) {
+			if l["type"] == string(EventRejected) && l["reason"] == CodePayloadTooLarge && l["remote_ip"] == "127.0.0.1" {
+				return true
+			}
+		}
+		return false
+	})
+	if !strings.Contains(env.logs.String(), `"request_id":"`+id+`"`) {
+		t.Errorf("%s: no log line with request_id %s", what, id)
+	}
+}
+
+func TestHeaderGuardOverLoopback(t *testing.T) {
+	env := startServer(t, nil)
+	addr := hostOf(env.url)
+	tok := env.token("alice", "viewer")
+	small := "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+	huge := "GET /v1/commands HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("b", 1<<20) + "\r\n\r\n"
+	many := "GET /v1/commands HTTP/1.1\r\nHost: x\r\n" + strings.Repeat("A: b\r\n", 20000) + "\r\n"
+	// JSON allows blank lines between tokens: the body holds CRLFCRLF.
+	body := "{\"command\":\"echo\",\r\n\r\n" + strings.Repeat(" ", 100<<10) + "\r\n\r\n" + `"args":["GET / HTTP/1.1"]}`
+	post := "POST /v1/exec/check HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + tok +
+		"\r\nContent-Type: application/json\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body
+	chunked := "POST /v1/exec/check HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + tok +
+		"\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" +
+		strconv.FormatInt(int64(len(body)), 16) + "\r\n" + body + "\r\n0\r\n\r\n"
+
+	t.Run("1 MB header", func(t *testing.T) {
+		rs := rawExchange(t, addr, huge)
+		if len(rs) != 1 {
+			t.Fatalf("got %d answers, want 1", len(rs))
+		}
+		checkGuard413(t, env, "1 MB header", rs[0])
+	})
+	t.Run("many small headers", func(t *testing.T) {
+		rs := rawExchange(t, addr, many)
+		if len(rs) != 1 {
+			t.Fatalf("got %d answers, want 1", len(rs))
+		}
+		checkGuard413(t, env, "20000 small headers", rs[0])
+	})
+	t.Run("pipelined after a normal request", func(t *testing.T) {
+		rs := rawExchange(t, addr, small+huge)
+		if len(rs) != 2 || rs[0].status != 200 {
+			t.Fatalf("got %d answers (%v), want 200 then 413", len(rs), rs)
+		}
+		checkGuard413(t, env, "pipelined 1 MB header", rs[1])
+	})
+	t.Run("keep-alive after a normal request", func(t *testing.T) {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
+		br := bufio.NewReader(conn)
+		_, _ = io.WriteString(conn, small)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("first request: %v %v", resp, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		go func() { _, _ = io.WriteString(conn, many) }()
+		resp, err = http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := io.ReadAll(resp.Body)
+		checkGuard413(t, env, "keep-alive oversized", rawResponse{status: resp.StatusCode, header: resp.Header, body: data})
+	})
+	t.Run("bodies are not headers", func(t *testing.T) {
+		// 100 KiB bodies (Content-Length and chunked) with blank lines in
+		// them, then normal requests and an oversized one on the same
+		// connection: only the last is refused.
+		rs := rawExchange(t, addr, post, chunked, small, many)
+		if len(rs) != 4 {
+			t.Fatalf("got %d answers, want 4", len(rs))
+		}
+		for i, want := range []int{200, 200, 200} {
+			if rs[i].status != want {
+				t.Errorf("answer %d: got %d %s, want %d", i, rs[i].status, rs[i].body, want)
+			}
+		}
+		checkGuard413(t, env, "oversized after bodies", rs[3])
+	})
+	t.Run("between the limit and twice it", func(t *testing.T) {
+		r := env.do("GET", "/v1/commands", tok, nil, "X-Big", strings.Repeat("b", 40<<10))
+		if r.status != 413 || r.errCode() != CodePayloadTooLarge {
+			t.Errorf("40 KiB header: got %d %s, want 413 payload_too_large", r.status, r.body)
+		}
+	})
+}
+
+// TestHeaderGuardSlowloris: a client dripping its header block still hits
+// http.read_header_timeout; the guard does not keep it alive.
+func TestHeaderGuardSlowloris(t *testing.T) {
+	env := startServer(t, func(cfg *Config, _ *Deps) { cfg.HTTP.ReadHeaderTimeout = 500 * time.Millisecond })
+	conn, err := net.Dial("tcp", hostOf(env.url))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	closed := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(io.Discard, conn)
+		closed <- err
+	}()
+	drip := "GET /healthz HTTP/1.1\r\nHost: x\r\n" + strings.Repeat("A: b\r\n", 1000)
+	deadline := time.After(10 * time.Second)
+	for i := 0; ; i++ {
+		select {
+		case <-closed:
+			return // the server hung up
+		case <-deadline:
+			t.Fatal("the server kept a dripping connection open past read_header_timeout")
+		case <-time.After(50 * time.Millisecond):
+			_, _ = conn.Write([]byte{drip[i%len(drip)]})
+		}
+	}
+}
+
+// TestHeaderGuardNotOverTLS: with the gateway's own TLS the guard stays out
+// (HTTP/2 by ALPN keeps working) and net/http's limit answers past twice
+// max_header_bytes, as docs/api.md says.
+func TestHeaderGuardNotOverTLS(t *testing.T) {
+	certFile, keyFile, pool := testCert(t)
+	env := startServer(t, func(cfg *Config, _ *Deps) { cfg.TLS = TLSConfig{CertFile: certFile, KeyFile: keyFile} })
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}}
+	defer client.CloseIdleConnections()
+	url := strings.Replace(env.url, "http://", "https://", 1)
+	resp, err := client.Get(url + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Proto != "HTTP/2.0" {
+		t.Errorf("TLS: got %s, want HTTP/2.0 by ALPN", resp.Proto)
+	}
+	req, _ := http.NewRequest("GET", url+"/v1/commands", nil)
+	req.Header.Set("X-Big", strings.Repeat("b", 40<<10))
+	resp, err = client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 413 || !strings.Contains(string(data), CodePayloadTooLarge) {
+		t.Errorf("40 KiB header over TLS: got %d %s, want 413 payload_too_large", resp.StatusCode, data)
+	}
+}
+
+// testCert writes a self-signed certificate for 127.0.0.1 and its key.
+func testCert(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pool = x509.NewCertPool()
+	pool.AddCert(must(x509.ParseCertificate(der)))
+	return certFile, keyFile, pool
+}
+
+// TestHeaderGuardWaitsForEarlierAnswers: with a small limit the oversized
+// block arrives in the same read as an earlier, unanswered request; the
+// guard lets that answer go out first, then refuses.
+func TestHeaderGuardWaitsForEarlierAnswers(t *testing.T) {
+	env := startServer(t, func(cfg *Config, _ *Deps) { cfg.HTTP.MaxHeaderBytes = 1024 })
+	addr := hostOf(env.url)
+	over := "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("b", 8000) + "\r\n\r\n"
+	cases := []struct{ name, first string }{
+		{"pipelined", "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"},
+		{"after an Upgrade request", "GET /healthz HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"},
+		{"after a body", "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rs := rawExchange(t, addr, tc.first+over)
+			if len(rs) != 2 || rs[0].status == 413 {
+				t.Fatalf("got %d answers (%v), want the first request's answer, then 413", len(rs), rs)
+			}
+			checkGuard413(t, env, tc.name, rs[1])
+		})
+	}
+}
