@@ -33,6 +33,9 @@ type frameTracker struct {
 	te        int   // Transfer-Encoding lines
 	teChunked bool
 	unsure    bool // a framing header could not be read
+	// lastFraming: the previous header line was Content-Length or
+	// Transfer-Encoding (a folded line would continue it).
+	lastFraming bool
 
 	remain int64 // body or chunk bytes still to pass
 
@@ -139,7 +142,7 @@ func (t *frameTracker) startBlock() {
 	t.tail = t.tail[:0]
 	t.block, t.lineLen, t.lineNo = 0, 0, 0
 	t.head = t.head[:0]
-	t.http10, t.clen, t.te, t.teChunked, t.unsure = false, -1, 0, false, false
+	t.http10, t.clen, t.te, t.teChunked, t.unsure, t.lastFraming = false, -1, 0, false, false, false
 }
 
 // lines consumes bytes of a line-based state and returns the rest of p.
@@ -200,21 +203,20 @@ func (t *frameTracker) lines(p []byte) []byte {
 func (t *frameTracker) headerLine(line []byte, full bool) {
 	defer func() { t.lineNo++ }()
 	if t.lineNo == 0 {
-		version := bytes.TrimSuffix(t.tail, []byte{'\r'})
-		switch {
-		case bytes.HasSuffix(version, []byte(" HTTP/1.1")):
-		case bytes.HasSuffix(version, []byte(" HTTP/1.0")):
-			t.http10 = true
-		default:
-			t.unsure = true // HTTP/2 preface, HTTP/0.9, garbage: net/http answers it
-		}
+		t.requestLine()
 		return
 	}
 	if line[0] == ' ' || line[0] == '\t' {
-		t.unsure = true // obsolete line folding: a value may continue here
+		// Obsolete line folding continues the previous value: unsure only
+		// when that was a framing header.
+		t.unsure = t.unsure || t.lastFraming
 		return
 	}
+	t.lastFraming = false
 	name, value, ok := bytes.Cut(line, []byte{':'})
+	if ok && (bytes.EqualFold(name, []byte("Content-Length")) || bytes.EqualFold(name, []byte("Transfer-Encoding"))) {
+		t.lastFraming = true
+	}
 	switch {
 	case !full:
 		if hasFoldPrefix(line, "content-length") || hasFoldPrefix(line, "transfer-encoding") || hasFoldPrefix(line, "upgrade") {
@@ -238,6 +240,25 @@ func (t *frameTracker) headerLine(line []byte, full bool) {
 		// The connection may be taken over after this request: what follows
 		// need not be HTTP. The guard waits for the answer (hijacked or not)
 		// before it refuses anything that follows.
+	}
+}
+
+// requestLine reads the version at the end of the request line as
+// net/http's ParseHTTPVersion does ("HTTP/d.d"): 1.0 ignores
+// Transfer-Encoding, 1.1 to 1.9 are all HTTP/1.1 to net/http, anything else
+// (HTTP/2 preface, HTTP/0.9, garbage) net/http refuses or handles itself.
+func (t *frameTracker) requestLine() {
+	v := bytes.TrimSuffix(t.tail, []byte{'\r'})
+	if len(v) < len(" HTTP/1.1") {
+		t.unsure = true
+		return
+	}
+	v = v[len(v)-len(" HTTP/1.1"):]
+	switch {
+	case string(v[:len(" HTTP/1.")]) != " HTTP/1." || v[len(v)-1] < '0' || v[len(v)-1] > '9':
+		t.unsure = true
+	case v[len(v)-1] == '0':
+		t.http10 = true
 	}
 }
 

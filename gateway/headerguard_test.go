@@ -58,6 +58,8 @@ func TestFrameTracker(t *testing.T) {
 		{"bare LF lines", "GET / HTTP/1.1\nHost: x\n\nGET / HTTP/1.1\n\n", 2, -1, false},
 		{"leading CRLF before a request", "\r\n\r\n" + get(""), 1, -1, false},
 		{"HTTP/1.0 ignores Transfer-Encoding", "GET / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n" + get(""), 2, -1, false},
+		{"HTTP/1.9 is HTTP/1.1 to net/http", "GET / HTTP/1.9\r\nHost: x\r\n\r\n" + get(""), 2, -1, false},
+		{"folded line of another header", "GET / HTTP/1.1\r\nX-A: a\r\n b\r\n\r\n" + get(""), 2, -1, false},
 		{"same Content-Length twice", "POST / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nab" + get(""), 2, -1, false},
 		// Whatever the tracker cannot be sure of turns it off.
 		{"conflicting Content-Length", "POST / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nab", 1, -1, true},
@@ -67,6 +69,8 @@ func TestFrameTracker(t *testing.T) {
 		{"two Transfer-Encoding lines", "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", 1, -1, true},
 		{"folded line", "POST / HTTP/1.1\r\nContent-Length: 2\r\n 3\r\n\r\nab", 1, -1, true},
 		{"HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 1, -1, true},
+		{"HTTP/0.9-ish", "GET /\r\n\r\n", 1, -1, true},
+		{"folded Transfer-Encoding", "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\tgzip\r\n\r\n", 1, -1, true},
 		{"bad chunk size", "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 1, -1, true},
 		{"chunk without CRLF after data", "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nab", 1, -1, true},
 		{"padded Content-Length line", "POST / HTTP/1.1\r\nContent-Length:" + strings.Repeat(" ", 80) + "2\r\n\r\nab", 1, -1, true},
@@ -141,6 +145,7 @@ func FuzzFrameTracker(f *testing.F) {
 	f.Add([]byte("GET / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"))
 	f.Add([]byte("\r\n\r\nGET / HTTP/1.1\nHost: y\n\n"))
 	f.Add([]byte("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n 2\r\n\r\nab"))
+	f.Add([]byte("GET / HTTP/1.7\r\nHost: x\r\nX: a\r\n b\r\n\r\nPOST / HTTP/1.0\r\nContent-Length: 2\r\n\r\nab"))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		const limit = 256
 		whole := trackAll(limit, string(in), 0)
