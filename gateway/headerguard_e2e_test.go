@@ -291,3 +291,63 @@ func TestHeaderGuardWaitsForEarlierAnswers(t *testing.T) {
 		})
 	}
 }
+
+// TestHeaderGuardHijack: bytes after an Upgrade request that the handler
+// takes over (WebSocket) reach the handler unchanged, even when they look
+// like an endless header block: the guard waits for the answer, sees the
+// hijack and steps aside.
+func TestHeaderGuardHijack(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const limit, payload = 1024, 64 << 10
+	refused := make(chan int, 1)
+	gl := &guardListener{Listener: ln, limit: limit, refuse: func(net.Conn, int) []byte {
+		refused <- 1
+		return []byte("HTTP/1.1 413 Request Entity Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+	}}
+	srv := &http.Server{ConnState: connState, ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") == "" {
+			w.WriteHeader(204)
+			return
+		}
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close()
+		_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
+		_ = brw.Flush()
+		_, _ = io.CopyN(conn, brw, payload) // echo what follows
+	})}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(gl) }()
+	defer func() { _ = srv.Close(); <-done }()
+
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
+	data := strings.Repeat("x", payload) // no line end: an oversized "header block" to a parser
+	go func() {
+		_, _ = io.WriteString(conn, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n"+data)
+	}()
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 101 {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	echo, err := io.ReadAll(io.LimitReader(br, payload))
+	if err != nil || string(echo) != data {
+		t.Fatalf("echo after the hijack: %d bytes, %v; want the %d bytes sent", len(echo), err, payload)
+	}
+	select {
+	case <-refused:
+		t.Error("the guard refused a hijacked connection")
+	default:
+	}
+}
