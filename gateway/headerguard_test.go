@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -190,5 +191,44 @@ func BenchmarkFrameTracker(b *testing.B) {
 	}
 	if t.off() || t.overBlock >= 0 {
 		b.Fatal("tracker lost the framing")
+	}
+}
+
+// BenchmarkGuardedServer compares a bare net/http server answering 204 over
+// loopback keep-alive with and without the header guard on its listener.
+func BenchmarkGuardedServer(b *testing.B) {
+	for _, guarded := range []bool{false, true} {
+		name := "plain"
+		if guarded {
+			name = "guarded"
+		}
+		b.Run(name, func(b *testing.B) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			var l net.Listener = ln
+			if guarded {
+				l = &guardListener{Listener: ln, limit: 32 << 10, refuse: func(net.Conn, int) []byte { return nil }}
+			}
+			srv := &http.Server{ConnState: connState, Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(204) })}
+			done := make(chan struct{})
+			go func() { defer close(done); _ = srv.Serve(l) }()
+			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+			url := "http://" + ln.Addr().String() + "/"
+			b.ReportAllocs()
+			for b.Loop() {
+				resp, err := client.Get(url)
+				if err != nil {
+					b.Fatal(err)
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			b.StopTimer()
+			client.CloseIdleConnections()
+			_ = srv.Close()
+			<-done
+		})
 	}
 }
