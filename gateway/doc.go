@@ -5,10 +5,10 @@
 //     security headers, CORS from an allowlist, header and body size limits,
 //     client networks allowed or blocked by CIDR (globally, and separately
 //     for admin endpoints, WebSocket upgrades and the metrics listener), the
-//     client IP taken from the socket unless the peer is a trusted proxy. On
-//     the plain listener a header guard (headerguard*.go) follows each
-//     connection's HTTP/1.x framing and answers header blocks of any size
-//     over the limit with the JSON 413 itself.
+//     client IP taken from the socket unless the peer is a trusted proxy. A
+//     header guard (headerguard*.go) follows each HTTP/1.x connection's
+//     framing and answers header blocks of any size over the limit with the
+//     JSON 413 itself.
 //  2. Authentication: a JWT from `Authorization: Bearer` only (a token in a
 //     query string is refused with token_in_query and never logged), with the
 //     algorithm pinned, exp/iat/iss/aud required and checked, a bounded

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -30,12 +31,9 @@ import (
 // tracker cannot follow it stops guarding, and net/http's own limit
 // (MaxHeaderBytes, set to twice max_header_bytes) stays the backstop.
 //
-// With tls.cert_file set the guard is not used: below TLS it would see
-// ciphertext, and wrapping the *tls.Conn would hide it from net/http (no
-// HTTP/2 by ALPN, no Request.TLS). There, headers up to twice
-// max_header_bytes get the 413 JSON from the middleware and larger ones
-// net/http's 431 (HTTP/2: its own header list limit). Behind nginx, nginx's
-// own limits answer first (deploy/nginx/execgate.conf).
+// With tls.cert_file set, tlsGuardListener (headerguard_tls.go) guards the
+// HTTP/1.1 connections after their handshake and leaves HTTP/2 ones alone.
+// Behind nginx, nginx's own limits answer first (deploy/nginx/execgate.conf).
 
 // errHeaderBlockTooLarge is the read error net/http sees on a refused
 // connection (an *net.OpError with Op "read": net/http closes silently).
@@ -63,7 +61,12 @@ func (l *guardListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &guardConn{Conn: c, l: l, tr: newFrameTracker(l.limit), wake: make(chan struct{}, 1)}, nil
+	return l.wrap(c), nil
+}
+
+// wrap guards one connection.
+func (l *guardListener) wrap(c net.Conn) *guardConn {
+	return &guardConn{Conn: c, l: l, tr: newFrameTracker(l.limit), wake: make(chan struct{}, 1)}
 }
 
 // guardConn is one guarded connection.
@@ -266,12 +269,19 @@ func (c *guardConn) setReadDeadline(t time.Time) {
 	c.kick()
 }
 
-// guardListener wraps ln in the header guard, unless TLS is on.
-func (s *Server) guardListener(ln net.Listener) net.Listener {
-	if s.cfg.TLS.CertFile != "" {
-		return ln
+// guardListener wraps ln in the header guard; with TLS, it also terminates
+// TLS (see headerguard_tls.go) with the certificate of tls.cert_file.
+func (s *Server) guardListener(ln net.Listener) (net.Listener, error) {
+	g := &guardListener{Listener: ln, limit: s.cfg.HTTP.MaxHeaderBytes, refuse: s.headerTooLarge}
+	if s.cfg.TLS.CertFile == "" {
+		return g, nil
 	}
-	return &guardListener{Listener: ln, limit: s.cfg.HTTP.MaxHeaderBytes, refuse: s.headerTooLarge}
+	cert, err := tls.LoadX509KeyPair(s.cfg.TLS.CertFile, s.cfg.TLS.KeyFile)
+	if err != nil {
+		return nil, &ConfigError{Key: "tls", Message: err.Error()}
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}}
+	return newTLSGuardListener(ln, cfg, s.cfg.HTTP.ReadHeaderTimeout, g, s.log), nil
 }
 
 // headerTooLarge logs and audits a connection the guard refuses and returns
@@ -294,7 +304,7 @@ func (s *Server) headerTooLarge(c net.Conn, blockBytes int) []byte {
 		Reason: CodePayloadTooLarge, Message: "request headers over http.max_header_bytes",
 	})
 	cancel()
-	return rawErrorResponse(id, false, http.StatusRequestEntityTooLarge, CodePayloadTooLarge, "request headers too large")
+	return rawErrorResponse(id, s.cfg.TLS.CertFile != "", http.StatusRequestEntityTooLarge, CodePayloadTooLarge, "request headers too large")
 }
 
 // addrIP is the IP of a "host:port" address (invalid if none).

@@ -209,34 +209,77 @@ func TestHeaderGuardSlowloris(t *testing.T) {
 	}
 }
 
-// TestHeaderGuardNotOverTLS: with the gateway's own TLS the guard stays out
-// (HTTP/2 by ALPN keeps working) and net/http's limit answers past twice
-// max_header_bytes, as docs/api.md says.
-func TestHeaderGuardNotOverTLS(t *testing.T) {
+// TestHeaderGuardOverTLS: with the gateway's own TLS, HTTP/2 is still
+// negotiated by ALPN (and its headers past the limit get the middleware's
+// 413), and HTTP/1.1 connections are guarded: a 1 MB header gets the JSON
+// 413 with HSTS.
+func TestHeaderGuardOverTLS(t *testing.T) {
 	certFile, keyFile, pool := testCert(t)
 	env := startServer(t, func(cfg *Config, _ *Deps) { cfg.TLS = TLSConfig{CertFile: certFile, KeyFile: keyFile} })
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}}
-	defer client.CloseIdleConnections()
+	h2 := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}}
+	defer h2.CloseIdleConnections()
 	url := strings.Replace(env.url, "http://", "https://", 1)
-	resp, err := client.Get(url + "/healthz")
+	resp, err := h2.Get(url + "/healthz")
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.Proto != "HTTP/2.0" {
+	if resp.Proto != "HTTP/2.0" || resp.TLS == nil {
 		t.Errorf("TLS: got %s, want HTTP/2.0 by ALPN", resp.Proto)
 	}
 	req, _ := http.NewRequest("GET", url+"/v1/commands", nil)
 	req.Header.Set("X-Big", strings.Repeat("b", 40<<10))
-	resp, err = client.Do(req)
+	resp, err = h2.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	data, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != 413 || !strings.Contains(string(data), CodePayloadTooLarge) {
-		t.Errorf("40 KiB header over TLS: got %d %s, want 413 payload_too_large", resp.StatusCode, data)
+		t.Errorf("HTTP/2, 40 KiB header: got %d %s, want 413 payload_too_large", resp.StatusCode, data)
 	}
+
+	// HTTP/1.1 over TLS: a normal request, then a 1 MB header on the same
+	// connection.
+	conn, err := tls.Dial("tcp", hostOf(env.url), &tls.Config{RootCAs: pool, NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
+	br := bufio.NewReader(conn)
+	_, _ = io.WriteString(conn, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, err = http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("HTTP/1.1 over TLS: %v %v", resp, err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	go func() {
+		_, _ = io.WriteString(conn, "GET /v1/commands HTTP/1.1\r\nHost: x\r\nX-Big: "+strings.Repeat("b", 1<<20)+"\r\n\r\n")
+	}()
+	resp, err = http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	r := rawResponse{status: resp.StatusCode, header: resp.Header, body: data}
+	checkGuard413(t, env, "1 MB header over TLS", r)
+	if r.header.Get("Strict-Transport-Security") == "" {
+		t.Error("the guard's 413 over TLS has no Strict-Transport-Security")
+	}
+
+	// A client that never finishes its handshake does not hold up others.
+	stall, err := net.Dial("tcp", hostOf(env.url))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stall.Close()
+	resp, err = h2.Get(url + "/healthz")
+	if err != nil {
+		t.Fatalf("with a stalled handshake pending: %v", err)
+	}
+	resp.Body.Close()
 }
 
 // testCert writes a self-signed certificate for 127.0.0.1 and its key.

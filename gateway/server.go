@@ -224,7 +224,12 @@ func (s *Server) Serve(ctx context.Context) error {
 			return fmt.Errorf("listen %s: %w", s.cfg.Listen, err)
 		}
 	}
-	ln = s.guardListener(ln)
+	guarded, err := s.guardListener(ln)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	ln = guarded
 	s.httpSrv = &http.Server{
 		Handler:           s.engine,
 		ConnState:         connState, // tells the header guard when answers went out
@@ -238,7 +243,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	s.httpSrv.RegisterOnShutdown(func() { s.stopOnce.Do(func() { close(s.stopping) }) })
 	if s.cfg.TLS.CertFile != "" {
-		s.httpSrv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		// The listener terminates TLS (headerguard_tls.go); this tells
+		// net/http to serve HTTP/2 on the connections that negotiated h2.
+		s.httpSrv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
 	}
 	metricsSrv, metricsLn, err := s.metricsServer()
 	if err != nil {
@@ -276,10 +283,7 @@ func (s *Server) Serve(ctx context.Context) error {
 }
 
 func (s *Server) serveHTTP(srv *http.Server, ln net.Listener) error {
-	if s.cfg.TLS.CertFile != "" {
-		return ignoreClosed(srv.ServeTLS(ln, s.cfg.TLS.CertFile, s.cfg.TLS.KeyFile))
-	}
-	return ignoreClosed(srv.Serve(ln))
+	return ignoreClosed(srv.Serve(ln)) // with TLS, ln terminates it (guardListener)
 }
 
 func ignoreClosed(err error) error {
