@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"bytes"
-	"strconv"
 )
 
 // frameTracker follows the framing of HTTP/1.x requests in the bytes a
@@ -11,12 +10,14 @@ import (
 // after it is (Content-Length, or chunked). It exists so that the header
 // guard (headerguard_conn.go) can answer an oversized header block itself.
 //
-// It mirrors what net/http accepts, and wherever it cannot be sure it does
-// the same (obsolete line folding on a framing header, several or odd
-// Content-Length or Transfer-Encoding values, a version other than
-// HTTP/1.0 or HTTP/1.1, a chunk line it cannot read), it turns itself off
-// for the rest of the connection: a disagreement can make it guard less,
-// never refuse what net/http would have served.
+// It mirrors what net/http accepts: values are read as net/http's textproto
+// trims and folds them, whatever their length; chunked overrides
+// Content-Length; HTTP/1.0 ignores Transfer-Encoding; HTTP/1.1 to 1.9 are
+// all 1.1. Wherever net/http refuses the request (and closes the
+// connection) or the tracker cannot be sure, it turns itself off for the
+// rest of the connection: a disagreement can make it guard less, never
+// refuse what net/http would have served. TestHeaderGuardBypassAttempts and
+// FuzzFrameTracker (against net/http's own reader) hold it to that.
 type frameTracker struct {
 	limit int // most header-block bytes allowed
 	st    frameState
@@ -24,18 +25,24 @@ type frameTracker struct {
 	block   int    // bytes of the current header block
 	lineLen int    // bytes of the current line so far (without the '\n')
 	head    []byte // the current line's first maxKeptLine bytes
-	tail    []byte // the request line's last len(" HTTP/1.1\r") bytes
+	tail    []byte // the request line's last versionTail bytes
 	lineNo  int    // lines of the current block so far (0: the request line)
+
+	// The current line, when it is a framing header or its continuation,
+	// or a chunk-size line: its kind and its value, read as it streams by.
+	kind    framingHeader
+	colon   bool // the name has ended (kind is known)
+	val     valueScan
+	chunk   chunkScan
+	blankLn bool // a continuation line that is blanks only so far
 
 	// The current block's framing headers.
 	http10    bool
 	clen      int64 // -1: none
 	te        int   // Transfer-Encoding lines
 	teChunked bool
-	unsure    bool // a framing header could not be read
-	// lastFraming: the previous header line was Content-Length or
-	// Transfer-Encoding (a folded line would continue it).
-	lastFraming bool
+	unsure    bool          // a framing header could not be read
+	last      framingHeader // the previous header line's kind (folding continues it)
 
 	remain int64 // body or chunk bytes still to pass
 
@@ -62,7 +69,17 @@ const (
 	stOff                         // framing unknown: no longer tracking
 )
 
-// maxKeptLine bounds what is kept of a line: enough for the framing headers.
+// framingHeader names the headers that decide a body's length.
+type framingHeader uint8
+
+const (
+	hdrOther framingHeader = iota
+	hdrContentLength
+	hdrTransferEncoding
+	hdrFolded // a continuation line
+)
+
+// maxKeptLine bounds what is kept of a line: enough for a header's name.
 const maxKeptLine = 64
 
 // versionTail is how much of the request line's end is kept.
@@ -71,12 +88,18 @@ const versionTail = len(" HTTP/1.1\r")
 // maxChunkLine is net/http's bound on a chunk-size line.
 const maxChunkLine = 4096
 
+// maxContentLength is the largest Content-Length net/http accepts (2^63-1).
+const maxContentLength = 1<<63 - 1
+
 func newFrameTracker(limit int) *frameTracker {
 	return &frameTracker{limit: limit, head: make([]byte, 0, maxKeptLine), tail: make([]byte, 0, 2*versionTail), clen: -1, overBlock: -1}
 }
 
 // off reports whether the tracker has stopped following the connection.
 func (t *frameTracker) off() bool { return t.st == stOff }
+
+// dropOver forgets the oversized block (net/http answers it itself).
+func (t *frameTracker) dropOver() { t.overBlock, t.overDone = -1, false }
 
 // feed follows p, the next bytes read from the connection. Afterwards
 // overBlock names the first header block that passed the limit, if any.
@@ -90,10 +113,7 @@ func (t *frameTracker) feed(p []byte) {
 			}
 			t.startBlock()
 		case stBody, stChunkData:
-			n := int64(len(p))
-			if n > t.remain {
-				n = t.remain
-			}
+			n := min(int64(len(p)), t.remain)
 			p = p[n:]
 			t.remain -= n
 			if t.remain == 0 {
@@ -117,7 +137,7 @@ func (t *frameTracker) feed(p []byte) {
 				t.st = stChunkLF
 			} else {
 				t.st = stChunkLine
-				t.lineLen, t.head = 0, t.head[:0]
+				t.newLine()
 			}
 		default: // stHeader, stChunkLine, stTrailer: line by line
 			p = t.lines(p)
@@ -125,24 +145,19 @@ func (t *frameTracker) feed(p []byte) {
 	}
 }
 
-// keepTail keeps the last versionTail bytes of the request line.
-func (t *frameTracker) keepTail(b []byte) {
-	if len(b) >= versionTail {
-		t.tail = append(t.tail[:0], b[len(b)-versionTail:]...)
-		return
-	}
-	t.tail = append(t.tail, b...)
-	if over := len(t.tail) - versionTail; over > 0 {
-		t.tail = append(t.tail[:0], t.tail[over:]...)
-	}
-}
-
 func (t *frameTracker) startBlock() {
 	t.st = stHeader
 	t.tail = t.tail[:0]
-	t.block, t.lineLen, t.lineNo = 0, 0, 0
-	t.head = t.head[:0]
-	t.http10, t.clen, t.te, t.teChunked, t.unsure, t.lastFraming = false, -1, 0, false, false, false
+	t.block, t.lineNo = 0, 0
+	t.newLine()
+	t.http10, t.clen, t.te, t.teChunked, t.unsure, t.last = false, -1, 0, false, false, hdrOther
+}
+
+func (t *frameTracker) newLine() {
+	t.lineLen, t.head = 0, t.head[:0]
+	t.kind, t.colon, t.blankLn = hdrOther, false, false
+	t.val = valueScan{}
+	t.chunk = chunkScan{}
 }
 
 // lines consumes bytes of a line-based state and returns the rest of p.
@@ -152,13 +167,18 @@ func (t *frameTracker) lines(p []byte) []byte {
 	if i >= 0 {
 		chunk = p[:i]
 	}
+	switch {
+	case t.st == stChunkLine:
+		t.chunk.feed(chunk)
+	case t.st == stHeader && t.lineNo == 0:
+		t.keepTail(chunk)
+	case t.st == stHeader:
+		t.scanHeader(chunk)
+	}
 	if room := maxKeptLine - len(t.head); room > 0 {
 		t.head = append(t.head, chunk[:min(room, len(chunk))]...)
 	}
 	t.lineLen += len(chunk)
-	if t.st == stHeader && t.lineNo == 0 {
-		t.keepTail(chunk)
-	}
 	if t.st == stHeader {
 		t.block += len(chunk)
 		if i >= 0 {
@@ -168,78 +188,121 @@ func (t *frameTracker) lines(p []byte) []byte {
 			t.overBlock, t.overDone = t.blocks, false
 		}
 	}
-	if t.st == stChunkLine && t.lineLen > maxChunkLine {
+	if t.st == stChunkLine && t.lineLen >= maxChunkLine {
 		t.st = stOff
 		return nil
 	}
 	if i < 0 {
 		return nil
 	}
-	line := t.head
-	if t.lineLen <= maxKeptLine {
-		line = bytes.TrimSuffix(line, []byte{'\r'})
-	}
-	full := t.lineLen <= maxKeptLine
 	empty := t.lineLen == 0 || t.lineLen == 1 && t.head[0] == '\r'
-	t.lineLen, t.head = 0, t.head[:0]
 	switch t.st {
 	case stHeader:
 		if empty {
 			t.endBlock()
 		} else {
-			t.headerLine(line, full)
+			t.headerLine()
 		}
 	case stChunkLine:
-		t.chunkLine(line, full)
+		t.chunkLine()
 	case stTrailer:
 		if empty {
 			t.st = stStart
 		}
 	}
+	if t.st != stOff {
+		t.newLine()
+	}
 	return p[i+1:]
 }
 
-// headerLine reads one line of a header block; full says line is all of it.
-func (t *frameTracker) headerLine(line []byte, full bool) {
+// scanHeader reads the bytes of a header line as they come (b is the next
+// part of the line): the name until the colon, then a framing header's
+// value, or whether a continuation line is blank.
+func (t *frameTracker) scanHeader(b []byte) {
+	if t.lineLen == 0 && len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		t.kind, t.colon, t.blankLn = hdrFolded, true, true
+	}
+	if t.kind == hdrFolded {
+		for _, c := range b {
+			if !isBlank(c) {
+				t.blankLn = false
+				break
+			}
+		}
+		return
+	}
+	if !t.colon {
+		j := bytes.IndexByte(b, ':')
+		if j < 0 {
+			return
+		}
+		if t.lineLen <= maxKeptLine { // t.head holds the name's start
+			switch {
+			case nameIs(t.head, b[:j], "content-length"):
+				t.kind = hdrContentLength
+			case nameIs(t.head, b[:j], "transfer-encoding"):
+				t.kind = hdrTransferEncoding
+			}
+		}
+		t.colon = true
+		b = b[j+1:]
+	}
+	if t.kind == hdrContentLength || t.kind == hdrTransferEncoding {
+		t.val.feed(b)
+	}
+}
+
+// nameIs reports whether a+b is name (lower case), ignoring ASCII case.
+func nameIs(a, b []byte, name string) bool {
+	if len(a)+len(b) != len(name) {
+		return false
+	}
+	return bytes.EqualFold(a, []byte(name[:len(a)])) && bytes.EqualFold(b, []byte(name[len(a):]))
+}
+
+func isBlank(c byte) bool { return c == ' ' || c == '\t' || c == '\r' }
+
+// headerLine ends one line of a header block.
+func (t *frameTracker) headerLine() {
 	defer func() { t.lineNo++ }()
-	if t.lineNo == 0 {
-		t.requestLine()
+	switch t.kind {
+	case hdrOther:
+		if t.lineNo == 0 {
+			t.requestLine()
+		}
+		t.last = hdrOther
+		return
+	case hdrFolded:
+		t.folded()
 		return
 	}
-	if line[0] == ' ' || line[0] == '\t' {
-		// Obsolete line folding continues the previous value: unsure only
-		// when that was a framing header.
-		t.unsure = t.unsure || t.lastFraming
-		return
-	}
-	t.lastFraming = false
-	name, value, ok := bytes.Cut(line, []byte{':'})
-	if ok && (bytes.EqualFold(name, []byte("Content-Length")) || bytes.EqualFold(name, []byte("Transfer-Encoding"))) {
-		t.lastFraming = true
-	}
-	switch {
-	case !full:
-		if hasFoldPrefix(line, "content-length") || hasFoldPrefix(line, "transfer-encoding") || hasFoldPrefix(line, "upgrade") {
-			t.unsure = true
-		}
-	case !ok:
-	case bytes.EqualFold(name, []byte("Content-Length")):
-		n, err := strconv.ParseInt(string(bytes.Trim(value, " \t")), 10, 64)
-		switch {
-		case err != nil || n < 0 || bytes.ContainsAny(bytes.Trim(value, " \t"), "+-"):
-			t.unsure = true
-		case t.clen >= 0 && t.clen != n:
-			t.unsure = true
-		default:
-			t.clen = n
-		}
-	case bytes.EqualFold(name, []byte("Transfer-Encoding")):
+	t.last = t.kind
+	if t.kind == hdrTransferEncoding {
 		t.te++
-		t.teChunked = bytes.EqualFold(bytes.Trim(value, " \t"), []byte("chunked"))
-	case bytes.EqualFold(name, []byte("Upgrade")):
-		// The connection may be taken over after this request: what follows
-		// need not be HTTP. The guard waits for the answer (hijacked or not)
-		// before it refuses anything that follows.
+		t.teChunked = t.val.is("chunked")
+		return
+	}
+	n, ok := t.val.number()
+	switch {
+	case !ok:
+		t.unsure = true // net/http refuses it
+	case t.clen >= 0 && t.clen != n:
+		t.unsure = true // net/http refuses differing values
+	default:
+		t.clen = n
+	}
+}
+
+// folded reads a continuation line (obsolete line folding), which
+// net/http's textproto joins to the previous value with a space.
+func (t *frameTracker) folded() {
+	switch t.last {
+	case hdrContentLength:
+		// "2" + " " is still 2 to net/http; "2 3" is refused by it.
+		t.unsure = t.unsure || !t.blankLn
+	case hdrTransferEncoding:
+		t.teChunked = false // "chunked x" or "chunked ": not chunked to net/http
 	}
 }
 
@@ -262,9 +325,16 @@ func (t *frameTracker) requestLine() {
 	}
 }
 
-// hasFoldPrefix reports whether b starts with prefix, ignoring ASCII case.
-func hasFoldPrefix(b []byte, prefix string) bool {
-	return len(b) >= len(prefix) && bytes.EqualFold(b[:len(prefix)], []byte(prefix))
+// keepTail keeps the last versionTail bytes of the request line.
+func (t *frameTracker) keepTail(b []byte) {
+	if len(b) >= versionTail {
+		t.tail = append(t.tail[:0], b[len(b)-versionTail:]...)
+		return
+	}
+	t.tail = append(t.tail, b...)
+	if over := len(t.tail) - versionTail; over > 0 {
+		t.tail = append(t.tail[:0], t.tail[over:]...)
+	}
 }
 
 // endBlock decides the body that follows a complete header block.
@@ -273,13 +343,14 @@ func (t *frameTracker) endBlock() {
 		t.overDone = true
 	}
 	t.blocks++
-	te := t.te > 0 && !t.http10 // net/http ignores Transfer-Encoding on HTTP/1.0
+	// net/http ignores Transfer-Encoding on HTTP/1.0, refuses anything but
+	// one "chunked" on HTTP/1.1, and lets chunked override Content-Length.
+	te := t.te > 0 && !t.http10
 	switch {
-	case t.unsure, te && (t.te != 1 || !t.teChunked || t.clen >= 0):
+	case t.unsure, te && (t.te != 1 || !t.teChunked):
 		t.st = stOff
 	case te:
 		t.st = stChunkLine
-		t.lineLen, t.head = 0, t.head[:0]
 	case t.clen > 0:
 		t.st, t.remain = stBody, t.clen
 	default:
@@ -287,33 +358,122 @@ func (t *frameTracker) endBlock() {
 	}
 }
 
-// chunkLine reads a chunk-size line as net/http does: hex size, optional
-// ";extension", trailing blanks.
-func (t *frameTracker) chunkLine(line []byte, full bool) {
-	if !full {
+// chunkLine ends a chunk-size line.
+func (t *frameTracker) chunkLine() {
+	n, ok := t.chunk.size()
+	switch {
+	case !ok:
 		t.st = stOff
-		return
-	}
-	line = bytes.TrimRight(line, " \t")
-	if i := bytes.IndexByte(line, ';'); i >= 0 {
-		line = line[:i]
-	}
-	if len(line) == 0 || len(line) > 15 {
-		t.st = stOff
-		return
-	}
-	n, err := strconv.ParseUint(string(line), 16, 64)
-	if err != nil || bytes.ContainsAny(line, "+-_xX") {
-		t.st = stOff
-		return
-	}
-	if n == 0 {
+	case n == 0:
 		t.st = stTrailer
-		t.lineLen, t.head = 0, t.head[:0]
-		return
+	default:
+		t.st, t.remain = stChunkData, n
 	}
-	t.st, t.remain = stChunkData, int64(n)
 }
 
-// dropOver forgets the oversized block (net/http answers it itself).
-func (t *frameTracker) dropOver() { t.overBlock, t.overDone = -1, false }
+// valueScan reads a header value as net/http sees it once textproto has
+// trimmed it: blanks, one token, blanks. Anything after blanks that follow
+// the token makes it "spaced" (net/http would read "a b").
+type valueScan struct {
+	started, ended, spaced bool
+	notDigit, overflow     bool
+	n                      int64
+	lower                  [8]byte // the token's first bytes, lower-cased
+	length                 int
+}
+
+func (s *valueScan) feed(b []byte) {
+	for _, c := range b {
+		if isBlank(c) {
+			s.ended = s.started
+			continue
+		}
+		if s.ended {
+			s.spaced = true
+			return
+		}
+		s.started = true
+		if s.length < len(s.lower) {
+			s.lower[s.length] = c | 0x20 // ASCII lower case for letters
+		}
+		s.length++
+		if c < '0' || c > '9' {
+			s.notDigit = true
+			continue
+		}
+		if s.n > (maxContentLength-int64(c-'0'))/10 {
+			s.overflow = true
+			continue
+		}
+		s.n = s.n*10 + int64(c-'0')
+	}
+}
+
+// number is the value as a Content-Length.
+func (s *valueScan) number() (int64, bool) {
+	return s.n, s.started && !s.spaced && !s.notDigit && !s.overflow
+}
+
+// is reports whether the value is word (lower case), ignoring ASCII case.
+func (s *valueScan) is(word string) bool {
+	return s.started && !s.spaced && s.length == len(word) && string(s.lower[:s.length]) == word
+}
+
+// chunkScan reads a chunk-size line as net/http does: the line must end in
+// CRLF with no other CR, trailing blanks are dropped, everything from the
+// first ';' is an extension, and what precedes it is 1 to 16 hex digits.
+// The tracker takes at most 15 digits (larger chunks: off).
+type chunkScan struct {
+	digits  int
+	n       int64
+	blanks  bool // blanks after the digits
+	semi    bool // in the extension
+	cr      bool // a CR was seen: it must be the line's last byte
+	invalid bool
+}
+
+func (s *chunkScan) feed(b []byte) {
+	for _, c := range b {
+		if s.cr {
+			s.invalid = true // a CR not right before the LF
+			return
+		}
+		switch {
+		case c == '\r':
+			s.cr = true
+		case s.semi:
+		case c == ';':
+			s.semi = true
+			s.invalid = s.invalid || s.blanks || s.digits == 0 // "2 ;x" is "2 " to net/http
+		case c == ' ' || c == '\t':
+			s.blanks = true
+		case s.blanks:
+			s.invalid = true // "2 3"
+		default:
+			d, ok := hexDigit(c)
+			if !ok || s.digits == 15 {
+				s.invalid = true
+				return
+			}
+			s.digits++
+			s.n = s.n<<4 | int64(d)
+		}
+	}
+}
+
+// size is the chunk size the line announced.
+func (s *chunkScan) size() (int64, bool) {
+	return s.n, s.cr && !s.invalid && s.digits > 0
+}
+
+func hexDigit(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}
