@@ -429,6 +429,15 @@ func TestHeaderGuardBypassAttempts(t *testing.T) {
 		"long blank fold after Content-Length":     "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n" + strings.Repeat("\t", 300) + "\r\n\r\nab",
 		"same Content-Length twice, spaced":        "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length:  2 \r\n\r\nab",
 	}
+	// The same with a handler that reads the body (net/http's own chunked
+	// reader then fails inside the handler).
+	check := "POST /v1/exec/check HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + env.token("alice", "viewer") +
+		"\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+	tricks["body read: bad chunk size"] = check + "zz\r\n"
+	tricks["body read: chunk line with a bare LF"] = check + "2\n{}\r\n0\r\n\r\n"
+	tricks["body read: chunk data without CRLF"] = check + "2\r\n{}xx\r\n0\r\n\r\n"
+	tricks["body read: bad trailer"] = check + "2\r\n{}\r\n0\r\nbad trailer\n\n"
+	tricks["body read: complete"] = check + "12\r\n{\"command\":\"echo\"}\r\n0\r\n\r\n"
 	for name, trick := range tricks {
 		t.Run(name, func(t *testing.T) {
 			rs := rawExchange(t, addr, trick+huge)
