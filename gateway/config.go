@@ -113,6 +113,7 @@ type LimitsConfig struct {
 	APIPerIP           string `yaml:"api_per_ip"`
 	AuthFailuresPerIP  string `yaml:"auth_failures_per_ip"`
 	RefusalAuditPerIP  string `yaml:"refusal_audit_per_ip"`
+	RefusalAuditTotal  string `yaml:"refusal_audit_total"`
 	MaxSessions        int    `yaml:"max_sessions"`
 	MaxSessionsPerUser int    `yaml:"max_sessions_per_user"`
 }
@@ -180,6 +181,7 @@ func Default() Config {
 			APIPerIP:           "300-M",
 			AuthFailuresPerIP:  "30-M",
 			RefusalAuditPerIP:  "60-M",
+			RefusalAuditTotal:  "600-M",
 			MaxSessions:        64,
 			MaxSessionsPerUser: 4,
 		},
@@ -379,7 +381,7 @@ func (c *Config) validateLimits(bad badFunc) {
 		"limits.exec_per_ip": c.Limits.ExecPerIP, "limits.exec_per_user": c.Limits.ExecPerUser,
 		"limits.ws_per_ip": c.Limits.WSPerIP, "limits.ws_per_user": c.Limits.WSPerUser,
 		"limits.api_per_ip": c.Limits.APIPerIP, "limits.auth_failures_per_ip": c.Limits.AuthFailuresPerIP,
-		"limits.refusal_audit_per_ip": c.Limits.RefusalAuditPerIP,
+		"limits.refusal_audit_per_ip": c.Limits.RefusalAuditPerIP, "limits.refusal_audit_total": c.Limits.RefusalAuditTotal,
 	} {
 		if _, err := parseRate(v); err != nil {
 			bad(k, "%v", err)

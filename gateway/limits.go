@@ -20,8 +20,9 @@ import (
 type rateLimits struct {
 	authIP, authUser, execIP, execUser, wsIP, wsUser *limiter.Limiter
 	// apiIP limits the authenticated endpoints without a limit of their own;
-	// authFailIP counts failed authentications, refusalAudit refusal lines.
-	apiIP, authFailIP, refusalAudit *limiter.Limiter
+	// authFailIP counts failed authentications, refusalAudit refusal lines
+	// per IP and refusalAuditAll those of every client together.
+	apiIP, authFailIP, refusalAudit, refusalAuditAll *limiter.Limiter
 	// suppressed counts the refusal lines not written one by one.
 	suppressed *suppressor
 }
@@ -95,7 +96,8 @@ func (s *Server) initLimits(ctx context.Context) error {
 		authIP: mk(l.AuthPerIP), authUser: mk(l.AuthPerUser),
 		execIP: mk(l.ExecPerIP), execUser: mk(l.ExecPerUser),
 		wsIP: mk(l.WSPerIP), wsUser: mk(l.WSPerUser),
-		apiIP: mk(l.APIPerIP), authFailIP: mk(l.AuthFailuresPerIP), refusalAudit: mk(l.RefusalAuditPerIP),
+		apiIP: mk(l.APIPerIP), authFailIP: mk(l.AuthFailuresPerIP),
+		refusalAudit: mk(l.RefusalAuditPerIP), refusalAuditAll: mk(l.RefusalAuditTotal),
 		suppressed: newSuppressor(),
 	}
 	s.lockouts = &lockouts{store: locks, cfg: s.cfg.Auth.Lockout}

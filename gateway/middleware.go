@@ -275,7 +275,7 @@ func (s *Server) authFailed(c *gin.Context, err error) {
 	ev.AuthMethod = "jwt"
 	ev.Reason = reason
 	ev.Error = err.Error()
-	_ = s.audit.Record(c.Request.Context(), ev) // a failed login is refused either way
+	s.auditTotal(c.Request.Context(), refusalAuthFailure, ev) // within limits.refusal_audit_total; refused either way
 	c.Header("WWW-Authenticate", `Bearer realm="execgate"`)
 	s.writeError(c, errUnauthorized(err))
 }

@@ -25,6 +25,9 @@ import (
 //   - limits.refusal_audit_per_ip: lines per client IP for refusals before a
 //     decision (rate_limited, ip_not_allowed, payload_too_large). Past it the
 //     refusal still happens, but its line is not written.
+//   - limits.refusal_audit_total: the same lines and the auth_failure lines
+//     of every client together, so that many addresses cannot fill the disk
+//     either. Past it they are counted under remote_ip "*".
 //
 // What is not written one by one is counted per reason, client IP group and
 // window, and one audit_suppressed line per reason, IP group and window
@@ -37,6 +40,9 @@ const (
 	refusalIPNotAllowed    = CodeIPNotAllowed
 	refusalPayloadTooLarge = CodePayloadTooLarge
 )
+
+// allClients is the remote_ip of counts past limits.refusal_audit_total.
+const allClients = "*"
 
 // maxSuppressedKeys bounds the suppression table; past it, counts go to one
 // entry per reason and window whose remote_ip is "other".
@@ -115,13 +121,25 @@ func (s *suppressor) take(now time.Time, all bool) []suppressedSummary {
 }
 
 // auditRefusal writes ev (a refusal of kind reason) unless its client IP
-// group is over limits.refusal_audit_per_ip; then it only counts it. A
-// limiter that cannot answer never costs a line: ev is written.
+// group is over limits.refusal_audit_per_ip, or all clients together over
+// limits.refusal_audit_total; then it only counts it. A limiter that cannot
+// answer never costs a line: ev is written.
 func (s *Server) auditRefusal(ctx context.Context, reason string, ev Event) {
 	key := rateKey(ev.RemoteIP)
 	lc, err := s.limits.refusalAudit.Get(ctx, "refusal:ip:"+key)
 	if err == nil && lc.Reached {
 		s.limits.suppressed.add(reason, key, time.Now(), time.Unix(lc.Reset, 0))
+		return
+	}
+	s.auditTotal(ctx, reason, ev)
+}
+
+// auditTotal writes ev unless every client together is over
+// limits.refusal_audit_total; then it counts it under remote_ip "*".
+func (s *Server) auditTotal(ctx context.Context, reason string, ev Event) {
+	lc, err := s.limits.refusalAuditAll.Get(ctx, "refusal:all")
+	if err == nil && lc.Reached {
+		s.limits.suppressed.add(reason, allClients, time.Now(), time.Unix(lc.Reset, 0))
 		return
 	}
 	if err := s.audit.Record(ctx, ev); err != nil {

@@ -179,3 +179,26 @@ func TestSuppressorBounded(t *testing.T) {
 		t.Errorf("%d entries left after take", len(s.m))
 	}
 }
+
+// TestRefusalAuditTotal: many addresses together are bounded too; what is
+// over limits.refusal_audit_total is counted under remote_ip "*".
+func TestRefusalAuditTotal(t *testing.T) {
+	env := startServer(t, func(cfg *Config, _ *Deps) {
+		cfg.Limits.RefusalAuditTotal = "3-M"
+		cfg.Network.TrustedProxies = []string{"127.0.0.1"}
+	})
+	const clients = 7
+	for i := range clients {
+		r := env.do("GET", "/v1/commands", "bad", nil, "X-Forwarded-For", fmt.Sprintf("198.51.100.%d", i+1))
+		if r.status != 401 {
+			t.Fatalf("client %d: got %d, want 401 (each is under its own limit)", i, r.status)
+		}
+	}
+	if got := countAudit(env.auditLines(), EventAuthFailure, ""); got != 3 {
+		t.Errorf("auth_failure lines = %d, want 3 (refusal_audit_total)", got)
+	}
+	env.stop()
+	if got := suppressedCount(env.auditLines(), refusalAuthFailure, allClients); got != clients-3 {
+		t.Errorf("audit_suppressed under %q = %d, want %d", allClients, got, clients-3)
+	}
+}
