@@ -269,9 +269,9 @@ func (c *guardConn) setReadDeadline(t time.Time) {
 	c.kick()
 }
 
-// guardListener wraps ln in the header guard; with TLS, it also terminates
+// wrapListener wraps ln in the header guard; with TLS, it also terminates
 // TLS (see headerguard_tls.go) with the certificate of tls.cert_file.
-func (s *Server) guardListener(ln net.Listener) (net.Listener, error) {
+func (s *Server) wrapListener(ln net.Listener) (net.Listener, error) {
 	g := &guardListener{Listener: ln, limit: s.cfg.HTTP.MaxHeaderBytes, refuse: s.headerTooLarge}
 	if s.cfg.TLS.CertFile == "" {
 		return g, nil

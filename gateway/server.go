@@ -224,7 +224,7 @@ func (s *Server) Serve(ctx context.Context) error {
 			return fmt.Errorf("listen %s: %w", s.cfg.Listen, err)
 		}
 	}
-	guarded, err := s.guardListener(ln)
+	guarded, err := s.wrapListener(ln)
 	if err != nil {
 		ln.Close()
 		return err
@@ -283,7 +283,7 @@ func (s *Server) Serve(ctx context.Context) error {
 }
 
 func (s *Server) serveHTTP(srv *http.Server, ln net.Listener) error {
-	return ignoreClosed(srv.Serve(ln)) // with TLS, ln terminates it (guardListener)
+	return ignoreClosed(srv.Serve(ln)) // with TLS, ln terminates it (wrapListener)
 }
 
 func ignoreClosed(err error) error {
