@@ -31,7 +31,7 @@ func freeLoopbackPort(t *testing.T) int {
 
 // startNginx runs the shipped deploy/nginx/execgate.conf in a real nginx on
 // loopback in front of upstream and returns its HTTPS address.
-func startNginx(t *testing.T, upstream string) (addr string, pool *x509.CertPool) {
+func startNginx(t *testing.T, upstream string, extra map[string]string) (addr string, pool *x509.CertPool) {
 	t.Helper()
 	bin, err := exec.LookPath("nginx")
 	if err != nil {
@@ -56,6 +56,12 @@ func startNginx(t *testing.T, upstream string) (addr string, pool *x509.CertPool
 		t.Fatal(err)
 	}
 	c := string(conf)
+	for old, repl := range extra {
+		if !strings.Contains(c, old) {
+			t.Fatalf("deploy/nginx/execgate.conf no longer contains %q: adjust the test", old)
+		}
+		c = strings.ReplaceAll(c, old, repl)
+	}
 	for old, repl := range map[string]string{
 		"listen 443 ssl http2;":                  fmt.Sprintf("listen 127.0.0.1:%d ssl;", https),
 		"listen 80;":                             fmt.Sprintf("listen 127.0.0.1:%d;", plain),
@@ -127,7 +133,8 @@ func checkEnvelope(t *testing.T, what string, status int, h http.Header, body []
 // gateway's JSON envelope.
 func TestNginxErrorsAreJSON(t *testing.T) {
 	env := startServer(t, func(cfg *Config, _ *Deps) { cfg.Network.TrustedProxies = []string{"127.0.0.1/32"} })
-	addr, pool := startNginx(t, hostOf(env.url))
+	// A short read timeout on / so that a slow command shows nginx's 504.
+	addr, pool := startNginx(t, hostOf(env.url), map[string]string{"proxy_read_timeout 120s;": "proxy_read_timeout 1s;"})
 	base := "https://" + addr
 	client := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{RootCAs: pool},
@@ -192,6 +199,15 @@ func TestNginxErrorsAreJSON(t *testing.T) {
 	}
 	if !limited {
 		t.Error("20 quick /auth/token requests: nginx never answered 429")
+	}
+
+	// The gateway takes longer than proxy_read_timeout: 504, code
+	// unavailable, no Retry-After (the command may have run).
+	st, h, body = do("POST", "/v1/exec", strings.NewReader(`{"command":"sleep","args":["3"]}`),
+		"Content-Type", "application/json", "Authorization", "Bearer "+env.token("alice", "operator"))
+	checkEnvelope(t, "gateway too slow", st, h, body, 504, CodeUnavailable)
+	if h.Get("Retry-After") != "" {
+		t.Error("gateway too slow: Retry-After invites a retry of a command that may have run")
 	}
 
 	// The gateway is down: 503 unavailable in JSON (nginx saw 502).
