@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"log/slog"
 	"net"
 	"net/http"
@@ -34,10 +33,6 @@ import (
 // With tls.cert_file set, tlsGuardListener (headerguard_tls.go) guards the
 // HTTP/1.1 connections after their handshake and leaves HTTP/2 ones alone.
 // Behind nginx, nginx's own limits answer first (deploy/nginx/execgate.conf).
-
-// errHeaderBlockTooLarge is the read error net/http sees on a refused
-// connection (an *net.OpError with Op "read": net/http closes silently).
-var errHeaderBlockTooLarge = errors.New("request header block over http.max_header_bytes")
 
 // rejectDrain bounds the wait for the client to stop sending after the 413
 // (so that closing does not reset the connection before the answer is read).
