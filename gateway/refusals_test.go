@@ -112,7 +112,7 @@ func TestRefusalAuditBudget(t *testing.T) {
 			})
 			tok := env.token("alice", "viewer")
 			env.do("POST", "/v1/exec/check", tok, map[string]any{"command": "echo"})
-			const refused = 6
+			const refused = 12
 			for i := range refused {
 				if r := env.do("POST", "/v1/exec/check", tok, map[string]any{"command": "echo"}); r.status != 429 {
 					t.Fatalf("request %d: got %d, want 429", i, r.status)
