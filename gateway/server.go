@@ -342,7 +342,7 @@ func (s *Server) metricsServer() (*http.Server, net.Listener, error) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", MetricsHandler(s.deps.Registry))
 	return &http.Server{Handler: s.metricsGuard(rules, mux), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
-		WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second}, ln, nil
+		WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 8 << 10}, ln, nil
 }
 
 func (s *Server) auditServer(ctx context.Context, t EventType, msg string) {
