@@ -51,14 +51,15 @@ const maxSuppressedKeys = 8192
 // suppressFlushEvery is how often ended windows are summarised.
 const suppressFlushEvery = time.Second
 
-type suppressKey struct {
-	reason, ip string
-	until      int64 // the window's end, unix seconds
-}
+type suppressKey struct{ reason, ip string }
 
+// suppressCount is one open count. Its window ends at until; a count that
+// goes on into the next window before the flusher ran (it runs every
+// second) simply extends it, so no count is ever split or lost.
 type suppressCount struct {
 	n           int64
 	first, last time.Time
+	until       time.Time
 }
 
 // suppressor counts audit lines not written one by one. Safe for
@@ -73,7 +74,7 @@ func newSuppressor() *suppressor { return &suppressor{m: map[suppressKey]*suppre
 // add counts one suppressed line of reason for ip group in the window
 // ending at until.
 func (s *suppressor) add(reason, ip string, now, until time.Time) {
-	k := suppressKey{reason: reason, ip: ip, until: until.Unix()}
+	k := suppressKey{reason: reason, ip: ip}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.m[k]
@@ -89,6 +90,9 @@ func (s *suppressor) add(reason, ip string, now, until time.Time) {
 	}
 	c.n++
 	c.last = now
+	if until.After(c.until) {
+		c.until = until
+	}
 }
 
 // suppressedSummary is one audit_suppressed line to write.
@@ -105,8 +109,8 @@ func (s *suppressor) take(now time.Time, all bool) []suppressedSummary {
 	s.mu.Lock()
 	var out []suppressedSummary
 	for k, c := range s.m {
-		if all || k.until <= now.Unix() {
-			out = append(out, suppressedSummary{reason: k.reason, ip: k.ip, n: c.n, first: c.first, last: c.last, until: time.Unix(k.until, 0)})
+		if all || !now.Before(c.until) {
+			out = append(out, suppressedSummary{reason: k.reason, ip: k.ip, n: c.n, first: c.first, last: c.last, until: c.until})
 			delete(s.m, k)
 		}
 	}
