@@ -14,7 +14,7 @@ import (
 )
 
 // Refusals of clients that have not (or not yet) shown a valid token cost
-// them nothing but would cost the audit disk a line each. Two bounds keep
+// them nothing but would cost the audit disk a line each. Three bounds keep
 // anyone from filling it, and nothing is silently lost:
 //
 //   - limits.auth_failures_per_ip: failed JWT authentications (401) per
@@ -45,7 +45,7 @@ const (
 const allClients = "*"
 
 // maxSuppressedKeys bounds the suppression table; past it, counts go to one
-// entry per reason and window whose remote_ip is "other".
+// entry per reason whose remote_ip is "other".
 const maxSuppressedKeys = 8192
 
 // suppressFlushEvery is how often ended windows are summarised.
