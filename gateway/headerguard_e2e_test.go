@@ -394,3 +394,54 @@ func TestHeaderGuardHijack(t *testing.T) {
 	default:
 	}
 }
+
+// TestGuardedTLSKeepsRequestTLS: handlers see Request.TLS on guarded
+// HTTP/1.1 connections as on HTTP/2 ones.
+func TestGuardedTLSKeepsRequestTLS(t *testing.T) {
+	certFile, keyFile, pool := testCert(t)
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gl := &guardListener{Listener: ln, limit: 1024, refuse: func(net.Conn, int) []byte { return nil }}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}}
+	tl := newTLSGuardListener(ln, cfg, 5*time.Second, gl, discardLogger())
+	srv := &http.Server{ConnState: connState, ConnContext: tlsConnContext, TLSConfig: &tls.Config{NextProtos: []string{"h2", "http/1.1"}},
+		Handler: withTLSState(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.TLS == nil || !r.TLS.HandshakeComplete {
+				w.WriteHeader(500)
+				return
+			}
+			_, _ = io.WriteString(w, r.Proto)
+		}))}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(tl) }()
+	defer func() { _ = srv.Close(); <-done }()
+	for _, h2 := range []bool{false, true} {
+		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: h2}
+		if !h2 {
+			tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+		}
+		resp, err := (&http.Client{Transport: tr}).Get("https://" + ln.Addr().String() + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		tr.CloseIdleConnections()
+		if resp.StatusCode != 200 {
+			t.Errorf("h2=%v: handler saw no Request.TLS (status %d)", h2, resp.StatusCode)
+		}
+		want := "HTTP/1.1"
+		if h2 {
+			want = "HTTP/2.0"
+		}
+		if string(body) != want {
+			t.Errorf("h2=%v: served %q, want %s", h2, body, want)
+		}
+	}
+}

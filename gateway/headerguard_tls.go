@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
 	"time"
 )
@@ -17,9 +18,8 @@ import (
 // connection as the bare *tls.Conn (HTTP/2 has its own header list limit:
 // past twice max_header_bytes net/http answers 431 there) and an HTTP/1.1
 // one wrapped in the header guard, which answers oversized header blocks of
-// any size with the JSON 413 as on the plain listener. One difference for
-// handlers: Request.TLS is nil on guarded HTTP/1.1 connections (the gateway
-// does not read it; Strict-Transport-Security comes from the configuration).
+// any size with the JSON 413 as on the plain listener. Handlers still see
+// Request.TLS on guarded connections (tlsConnContext, withTLSState).
 
 // tlsGuardListener accepts TCP connections, completes their TLS handshake
 // in a goroutine per connection (so a slow client never holds up Accept)
@@ -126,4 +126,32 @@ func (l *tlsGuardListener) handshake(raw net.Conn) {
 	case <-l.done:
 		_ = tc.Close()
 	}
+}
+
+// tlsStateKey keys a guarded TLS connection's state in its context.
+type tlsStateKey struct{}
+
+// tlsConnContext (http.Server.ConnContext) keeps the TLS state of a guarded
+// HTTP/1.1 connection, which net/http cannot see under the guard.
+func tlsConnContext(ctx context.Context, c net.Conn) context.Context {
+	if g, ok := c.(*guardConn); ok {
+		if tc, ok := g.Conn.(*tls.Conn); ok {
+			st := tc.ConnectionState()
+			return context.WithValue(ctx, tlsStateKey{}, &st)
+		}
+	}
+	return ctx
+}
+
+// withTLSState gives requests of guarded TLS connections their
+// Request.TLS back, so handlers see TLS as on any TLS connection.
+func withTLSState(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS == nil {
+			if st, ok := r.Context().Value(tlsStateKey{}).(*tls.ConnectionState); ok {
+				r.TLS = st
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
 }

@@ -246,6 +246,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		// The listener terminates TLS (headerguard_tls.go); this tells
 		// net/http to serve HTTP/2 on the connections that negotiated h2.
 		s.httpSrv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
+		s.httpSrv.ConnContext, s.httpSrv.Handler = tlsConnContext, withTLSState(s.engine)
 	}
 	metricsSrv, metricsLn, err := s.metricsServer()
 	if err != nil {
