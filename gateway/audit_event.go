@@ -23,6 +23,11 @@ const (
 	EventRejected     EventType = "rejected"      // refused before a decision: rate limit, capacity, draining, network
 	EventServerStart  EventType = "server_start"  // the gateway started serving
 	EventServerStop   EventType = "server_stop"   // the gateway is shutting down
+
+	// EventAuditSuppressed counts the refusals of one client IP group and
+	// window that were not written one by one (limits.auth_failures_per_ip,
+	// limits.refusal_audit_per_ip).
+	EventAuditSuppressed EventType = "audit_suppressed"
 )
 
 // Event is one audit line. Zero-valued fields are left out of the line,
@@ -86,6 +91,9 @@ type Event struct {
 	Target       string   `json:"target,omitempty"`        // what the action applied to (a session id)
 	RetryAfterS  int64    `json:"retry_after_s,omitempty"` // lockout length
 	PolicyErrors []string `json:"policy_errors,omitempty"` // a failed reload's errors (file:line:col: ...)
+
+	// Suppressed is the count of an audit_suppressed line.
+	Suppressed int64 `json:"suppressed,omitempty"`
 
 	Error string `json:"error,omitempty"` // redacted
 }

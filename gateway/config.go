@@ -110,6 +110,10 @@ type LimitsConfig struct {
 	ExecPerUser        string `yaml:"exec_per_user"`
 	WSPerIP            string `yaml:"ws_per_ip"`
 	WSPerUser          string `yaml:"ws_per_user"`
+	APIPerIP           string `yaml:"api_per_ip"`
+	AuthFailuresPerIP  string `yaml:"auth_failures_per_ip"`
+	RefusalAuditPerIP  string `yaml:"refusal_audit_per_ip"`
+	RefusalAuditTotal  string `yaml:"refusal_audit_total"`
 	MaxSessions        int    `yaml:"max_sessions"`
 	MaxSessionsPerUser int    `yaml:"max_sessions_per_user"`
 }
@@ -124,6 +128,8 @@ type NetworkConfig struct {
 	AdminBlock     []string `yaml:"admin_block"`
 	WSAllow        []string `yaml:"ws_allow"`
 	WSBlock        []string `yaml:"ws_block"`
+	MetricsAllow   []string `yaml:"metrics_allow"`
+	MetricsBlock   []string `yaml:"metrics_block"`
 }
 
 // HTTPConfig is server timeouts, size limits and CORS.
@@ -172,6 +178,10 @@ func Default() Config {
 			ExecPerUser:        "120-M",
 			WSPerIP:            "60-M",
 			WSPerUser:          "30-M",
+			APIPerIP:           "300-M",
+			AuthFailuresPerIP:  "30-M",
+			RefusalAuditPerIP:  "60-M",
+			RefusalAuditTotal:  "600-M",
 			MaxSessions:        64,
 			MaxSessionsPerUser: 4,
 		},
@@ -370,6 +380,8 @@ func (c *Config) validateLimits(bad badFunc) {
 		"limits.auth_per_ip": c.Limits.AuthPerIP, "limits.auth_per_user": c.Limits.AuthPerUser,
 		"limits.exec_per_ip": c.Limits.ExecPerIP, "limits.exec_per_user": c.Limits.ExecPerUser,
 		"limits.ws_per_ip": c.Limits.WSPerIP, "limits.ws_per_user": c.Limits.WSPerUser,
+		"limits.api_per_ip": c.Limits.APIPerIP, "limits.auth_failures_per_ip": c.Limits.AuthFailuresPerIP,
+		"limits.refusal_audit_per_ip": c.Limits.RefusalAuditPerIP, "limits.refusal_audit_total": c.Limits.RefusalAuditTotal,
 	} {
 		if _, err := parseRate(v); err != nil {
 			bad(k, "%v", err)
@@ -388,12 +400,14 @@ func (c *Config) validateNetwork(bad badFunc) {
 		"network.trusted_proxies": c.Network.TrustedProxies, "network.allow": c.Network.Allow,
 		"network.block": c.Network.Block, "network.admin_allow": c.Network.AdminAllow,
 		"network.admin_block": c.Network.AdminBlock, "network.ws_allow": c.Network.WSAllow,
-		"network.ws_block": c.Network.WSBlock,
+		"network.ws_block": c.Network.WSBlock, "network.metrics_allow": c.Network.MetricsAllow,
+		"network.metrics_block": c.Network.MetricsBlock,
 	} {
 		if _, err := parsePrefixes(v); err != nil {
 			bad(k, "%v", err)
 		}
 	}
+	c.validateMetricsListen(bad)
 }
 
 var instanceRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)

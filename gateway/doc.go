@@ -4,8 +4,11 @@
 //  1. Network hygiene: a request id (X-Request-Id on every response),
 //     security headers, CORS from an allowlist, header and body size limits,
 //     client networks allowed or blocked by CIDR (globally, and separately
-//     for admin endpoints and WebSocket upgrades), the client IP taken from
-//     the socket unless the peer is a trusted proxy.
+//     for admin endpoints, WebSocket upgrades and the metrics listener), the
+//     client IP taken from the socket unless the peer is a trusted proxy. A
+//     header guard (headerguard*.go) follows each HTTP/1.x connection's
+//     framing and answers header blocks of any size over the limit with the
+//     JSON 413 itself.
 //  2. Authentication: a JWT from `Authorization: Bearer` only (a token in a
 //     query string is refused with token_in_query and never logged), with the
 //     algorithm pinned, exp/iat/iss/aud required and checked, a bounded
@@ -15,7 +18,10 @@
 //     apart from the rate limiter's windows.
 //  3. Limits: per-IP and per-user rate limits (memory, or Redis shared by
 //     several instances) and a cap on concurrently running sandboxes,
-//     globally and per user.
+//     globally and per user. Failed authentications and refusals are
+//     bounded per IP too (refusals.go): past the bound they are counted
+//     into one audit_suppressed line per IP and window instead of a line
+//     each, so unauthenticated clients cannot fill the audit disk.
 //  4. Decision: the policy engine (package policy) decides from the verified
 //     subject and roles; clients get the reason code, the rule and trace go
 //     to the audit log only.

@@ -19,6 +19,11 @@ var (
 	ErrLockedOut = errors.New("locked out")
 	// ErrDraining is returned once the server drains.
 	ErrDraining = errors.New("draining")
+
+	// errHeaderBlockTooLarge is the read error net/http sees on a
+	// connection the header guard refused (inside an *net.OpError with Op
+	// "read", so net/http closes it without answering again).
+	errHeaderBlockTooLarge = errors.New("request header block over http.max_header_bytes")
 )
 
 // HTTPError is an error with the HTTP status, the stable code and the

@@ -19,6 +19,12 @@ import (
 // rateLimits are the per-IP and per-user limiters of each scope.
 type rateLimits struct {
 	authIP, authUser, execIP, execUser, wsIP, wsUser *limiter.Limiter
+	// apiIP limits the authenticated endpoints without a limit of their own;
+	// authFailIP counts failed authentications, refusalAudit refusal lines
+	// per IP and refusalAuditAll those of every client together.
+	apiIP, authFailIP, refusalAudit, refusalAuditAll *limiter.Limiter
+	// suppressed counts the refusal lines not written one by one.
+	suppressed *suppressor
 }
 
 func parseRate(s string) (limiter.Rate, error) {
@@ -90,6 +96,9 @@ func (s *Server) initLimits(ctx context.Context) error {
 		authIP: mk(l.AuthPerIP), authUser: mk(l.AuthPerUser),
 		execIP: mk(l.ExecPerIP), execUser: mk(l.ExecPerUser),
 		wsIP: mk(l.WSPerIP), wsUser: mk(l.WSPerUser),
+		apiIP: mk(l.APIPerIP), authFailIP: mk(l.AuthFailuresPerIP),
+		refusalAudit: mk(l.RefusalAuditPerIP), refusalAuditAll: mk(l.RefusalAuditTotal),
+		suppressed: newSuppressor(),
 	}
 	s.lockouts = &lockouts{store: locks, cfg: s.cfg.Auth.Lockout}
 	return nil
@@ -118,7 +127,8 @@ func (s *Server) take(c *gin.Context, lim *limiter.Limiter, scope, key string) e
 	ev := s.event(c, EventRejected)
 	ev.Reason = CodeRateLimited
 	ev.Message = "rate limit " + scope
-	_ = s.audit.Record(c.Request.Context(), ev)
+	ev.Status = http.StatusTooManyRequests
+	s.auditRefusal(c.Request.Context(), refusalRateLimited, ev)
 	return e
 }
 
@@ -152,7 +162,8 @@ func (s *Server) allowNet(rules netRules, what string) gin.HandlerFunc {
 			ev := s.event(c, EventRejected)
 			ev.Reason = CodeIPNotAllowed
 			ev.Message = what
-			_ = s.audit.Record(c.Request.Context(), ev)
+			ev.Status = http.StatusForbidden
+			s.auditRefusal(c.Request.Context(), refusalIPNotAllowed, ev)
 			s.writeError(c, httpErr(http.StatusForbidden, CodeIPNotAllowed, "your network may not use this endpoint", fmt.Errorf("%s: %s not allowed", what, clientIP(c))))
 			return
 		}

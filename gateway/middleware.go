@@ -268,11 +268,14 @@ func (s *Server) authFailed(c *gin.Context, err error) {
 		reason = te.Reason
 	}
 	s.metrics.AuthFailed(reason)
+	if s.authFailuresOver(c) { // past limits.auth_failures_per_ip: 429, counted, not audited one by one
+		return
+	}
 	ev := s.event(c, EventAuthFailure)
 	ev.AuthMethod = "jwt"
 	ev.Reason = reason
 	ev.Error = err.Error()
-	_ = s.audit.Record(c.Request.Context(), ev) // a failed login is refused either way
+	s.auditTotal(c.Request.Context(), refusalAuthFailure, ev) // within limits.refusal_audit_total; refused either way
 	c.Header("WWW-Authenticate", `Bearer realm="execgate"`)
 	s.writeError(c, errUnauthorized(err))
 }

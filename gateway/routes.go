@@ -31,9 +31,11 @@ func (s *Server) routes() *gin.Engine {
 	execIP, execUser := s.limitIP(s.limits.execIP, "exec"), s.limitUser(s.limits.execUser, "exec")
 	e.POST("/v1/exec", execIP, s.authenticate, execUser, s.wrap(s.handleExec))
 	e.POST("/v1/exec/check", execIP, s.authenticate, execUser, s.wrap(s.handleCheck))
-	e.GET("/v1/commands", s.authenticate, s.wrap(s.handleCommands))
+	// Every other authenticated endpoint: a per-IP limit before the token is checked.
+	apiIP := s.limitIP(s.limits.apiIP, "api")
+	e.GET("/v1/commands", apiIP, s.authenticate, s.wrap(s.handleCommands))
 
-	admin := []gin.HandlerFunc{s.allowNet(s.netAdmin, "admin"), s.authenticate, s.requirePermission("admin")}
+	admin := []gin.HandlerFunc{s.allowNet(s.netAdmin, "admin"), apiIP, s.authenticate, s.requirePermission("admin")}
 	e.GET("/v1/health", append(admin, s.wrap(s.handleHealth))...)
 	e.GET("/v1/sessions", append(admin, s.wrap(s.handleSessions))...)
 	e.DELETE("/v1/sessions/:id", append(admin, s.wrap(s.handleKill))...)

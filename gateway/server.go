@@ -224,8 +224,15 @@ func (s *Server) Serve(ctx context.Context) error {
 			return fmt.Errorf("listen %s: %w", s.cfg.Listen, err)
 		}
 	}
+	guarded, err := s.wrapListener(ln)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	ln = guarded
 	s.httpSrv = &http.Server{
 		Handler:           s.engine,
+		ConnState:         connState, // tells the header guard when answers went out
 		ReadHeaderTimeout: s.cfg.HTTP.ReadHeaderTimeout,
 		ReadTimeout:       s.cfg.HTTP.ReadTimeout,
 		WriteTimeout:      s.cfg.HTTP.WriteTimeout,
@@ -236,7 +243,10 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	s.httpSrv.RegisterOnShutdown(func() { s.stopOnce.Do(func() { close(s.stopping) }) })
 	if s.cfg.TLS.CertFile != "" {
-		s.httpSrv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		// The listener terminates TLS (headerguard_tls.go); this tells
+		// net/http to serve HTTP/2 on the connections that negotiated h2.
+		s.httpSrv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
+		s.httpSrv.ConnContext, s.httpSrv.Handler = tlsConnContext, withTLSState(s.engine)
 	}
 	metricsSrv, metricsLn, err := s.metricsServer()
 	if err != nil {
@@ -251,6 +261,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	pollCtx, stopPoll := context.WithCancel(ctx)
 	wg.Go(func() { s.pollPolicy(pollCtx) })
+	wg.Go(func() { s.flushSuppressedLoop(pollCtx) })
 	s.auditServer(ctx, EventServerStart, "")
 	s.log.Info("serving", slog.String("listen", ln.Addr().String()), slog.Bool("dev", s.cfg.Dev))
 
@@ -262,6 +273,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	stopPoll()
 	s.shutdown(metricsSrv)
 	wg.Wait()
+	s.flushSuppressed(ctx, time.Now(), true) // every count, also of windows still open
 	close(errc)
 	for err := range errc {
 		if serveErr == nil {
@@ -272,10 +284,7 @@ func (s *Server) Serve(ctx context.Context) error {
 }
 
 func (s *Server) serveHTTP(srv *http.Server, ln net.Listener) error {
-	if s.cfg.TLS.CertFile != "" {
-		return ignoreClosed(srv.ServeTLS(ln, s.cfg.TLS.CertFile, s.cfg.TLS.KeyFile))
-	}
-	return ignoreClosed(srv.Serve(ln))
+	return ignoreClosed(srv.Serve(ln)) // with TLS, ln terminates it (wrapListener)
 }
 
 func ignoreClosed(err error) error {
@@ -326,10 +335,15 @@ func (s *Server) metricsServer() (*http.Server, net.Listener, error) {
 			return nil, nil, fmt.Errorf("listen metrics %s: %w", s.cfg.MetricsListen, err)
 		}
 	}
+	rules, err := newNetRules(s.cfg.Network.MetricsAllow, s.cfg.Network.MetricsBlock)
+	if err != nil {
+		ln.Close()
+		return nil, nil, &ConfigError{Key: "network.metrics_allow", Message: err.Error()}
+	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", MetricsHandler(s.deps.Registry))
-	return &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
-		WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second}, ln, nil
+	return &http.Server{Handler: s.metricsGuard(rules, mux), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 8 << 10}, ln, nil
 }
 
 func (s *Server) auditServer(ctx context.Context, t EventType, msg string) {

@@ -12,7 +12,9 @@ mkdir -p "$tmp/ssl" "$tmp/logs"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost \
   -keyout "$tmp/ssl/privkey.pem" -out "$tmp/ssl/fullchain.pem" >/dev/null 2>&1
 sed -e "s#/etc/ssl/execgate#$tmp/ssl#g" -e "s#/var/log/nginx#$tmp/logs#g" \
+  -e "s#/etc/nginx/execgate-error-headers.conf#$tmp/execgate-error-headers.conf#g" \
   deploy/nginx/execgate.conf > "$tmp/execgate.conf"
+cp deploy/nginx/execgate-error-headers.conf "$tmp/"
 cat > "$tmp/nginx.conf" <<CONF
 pid $tmp/nginx.pid;
 error_log $tmp/logs/error.log;

@@ -50,7 +50,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	fs.StringVar(&f.stateDir, "state-dir", "", "state directory (workspaces, audit log, dev key)")
 	fs.StringVar(&f.auditLog, "audit-log", "", "audit log file (default <state-dir>/audit.log)")
 	fs.StringVar(&f.instance, "instance", "", "sandbox instance name (state root and cgroup parent; one per gateway on a host)")
-	fs.StringVar(&f.metricsListen, "metrics-listen", "", "metrics listener (host:port; \"off\" serves /metrics behind the admin permission)")
+	fs.StringVar(&f.metricsListen, "metrics-listen", "", "metrics listener (host:port; \"off\" serves /metrics behind the admin permission; a non-loopback address needs network.metrics_allow)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
