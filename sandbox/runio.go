@@ -22,6 +22,8 @@ type runIO struct {
 	consoleParent, consoleChild *os.File // TTY only
 	master                      *os.File
 
+	statusR, statusW *os.File // PID 1's status record (pid1.StatusFD)
+
 	stdinOnce sync.Once
 	over      chan struct{} // closed when the command has ended
 	overOnce  sync.Once
@@ -34,6 +36,9 @@ func newRunIO(spec *Spec) (_ *runIO, err error) {
 			x.closeAll()
 		}
 	}()
+	if x.statusR, x.statusW, err = os.Pipe(); err != nil {
+		return nil, fmt.Errorf("status pipe: %w", err)
+	}
 	if spec.TTY {
 		if x.consoleParent, x.consoleChild, err = utils.NewSockPair("console"); err != nil {
 			return nil, fmt.Errorf("console socket: %w", err)
@@ -58,7 +63,7 @@ func newRunIO(spec *Spec) (_ *runIO, err error) {
 
 // afterStart closes the parent's copies of the child's ends.
 func (x *runIO) afterStart() {
-	closeFiles(&x.stdinR, &x.stdoutW, &x.stderrW, &x.consoleChild)
+	closeFiles(&x.stdinR, &x.stdoutW, &x.stderrW, &x.consoleChild, &x.statusW)
 }
 
 // receiveConsole takes the pty master the init sends over the console
@@ -88,7 +93,7 @@ func (x *runIO) closeStdin() {
 func (x *runIO) closeAll() {
 	x.endRun()
 	closeFiles(&x.stdinR, &x.stdoutR, &x.stdoutW, &x.stderrR, &x.stderrW,
-		&x.consoleParent, &x.consoleChild, &x.master)
+		&x.consoleParent, &x.consoleChild, &x.master, &x.statusR, &x.statusW)
 }
 
 func closeFiles(fs ...**os.File) {
