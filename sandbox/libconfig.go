@@ -99,7 +99,7 @@ func buildConfig(in configInput) *configs.Config {
 		// profile's precompiled program (seccomp_bpf.go) for itself and
 		// the command; NoNewPrivileges above is what lets it.
 		Cgroups: buildCgroup(in),
-		Version:         "1.2.0",
+		Version: "1.2.0",
 	}
 	if p.Network == policy.NetworkLoopback {
 		cfg.Networks = []*configs.Network{{Type: "loopback"}}
