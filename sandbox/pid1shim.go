@@ -162,13 +162,21 @@ func checkPID1Syscalls(allow []string) error {
 // checkShimBinary is the self-check of the binary that becomes every
 // container's PID 1: a regular file the sandbox user may execute.
 func checkShimBinary() Check {
+	self, err := os.Readlink("/proc/self/exe")
+	if err != nil {
+		self = "/proc/self/exe"
+	}
+	return checkShimFile("/proc/self/exe", self)
+}
+
+// checkShimFile checks path (named self in messages).
+func checkShimFile(path, self string) Check {
 	c := Check{Name: "pid 1 binary", OK: true}
 	var st unix.Stat_t
-	if err := unix.Stat("/proc/self/exe", &st); err != nil {
-		c.OK, c.Detail = false, fmt.Sprintf("stat /proc/self/exe: %v", err)
+	if err := unix.Stat(path, &st); err != nil {
+		c.OK, c.Detail = false, fmt.Sprintf("stat %s: %v", self, err)
 		return c
 	}
-	self, _ := os.Readlink("/proc/self/exe")
 	switch {
 	case st.Mode&unix.S_IFMT != unix.S_IFREG:
 		c.OK, c.Detail = false, fmt.Sprintf("%s is not a regular file", self)
