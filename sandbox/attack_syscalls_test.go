@@ -94,7 +94,7 @@ func hostBaseline(t *testing.T, probe string) map[string]string {
 }
 
 // stubThreshold is the highest syscall number named in the compiled
-// profile: runc answers ENOSYS above it.
+// profile: the program's stub (seccomp_bpf.go) answers ENOSYS above it.
 func stubThreshold(t *testing.T, allow []string) int {
 	t.Helper()
 	sc, err := compileSeccomp(allow)
@@ -196,11 +196,11 @@ func checkSyscallTable(t *testing.T, s *attackSuite, names []string, host map[st
 		}
 		decisions[nr] = decision(l, host[strconv.Itoa(nr)])
 	}
-	// runc prepends a stub answering ENOSYS for numbers above the highest
-	// syscall its profile names, so that glibc falls back from syscalls
-	// newer than the profile.
+	// The compiled program starts with a stub answering ENOSYS for
+	// numbers above the highest syscall the profile names (as runc's
+	// did), so that glibc falls back from syscalls newer than the profile.
 	stub := stubThreshold(t, allow)
-	t.Logf("runc ENOSYS stub starts after syscall %d (%s)", stub, names[stub])
+	t.Logf("ENOSYS stub starts after syscall %d (%s)", stub, names[stub])
 	for nr, d := range decisions {
 		checkDecision(t, names, stub, nr, d)
 	}

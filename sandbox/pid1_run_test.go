@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -290,4 +291,25 @@ func TestPID1TTYSignals(t *testing.T) {
 			t.Errorf("got exit %d output %q, want the new size from the WINCH trap", res.ExitCode, out.String())
 		}
 	})
+}
+
+// TestPID1CustomProfileNeeds: a custom seccomp profile that would leave
+// PID 1 unable to supervise the command (no wait4 here) is refused by
+// name, before anything starts.
+func TestPID1CustomProfileNeeds(t *testing.T) {
+	m := newTestManager(t)
+	data, err := json.Marshal(SeccompFile{Allow: subtract(defaultAllowKnown(), []string{"wait4"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "nowait.json")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := testProfile()
+	p.Seccomp, p.SeccompFile = "nowait", path
+	_, err = m.Run(context.Background(), Spec{Argv: []string{"/bin/true"}, Profile: p})
+	if !errors.Is(err, ErrSeccompProfile) || !strings.Contains(err.Error(), "wait4") {
+		t.Errorf("got %v, want ErrSeccompProfile naming wait4", err)
+	}
 }
