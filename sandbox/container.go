@@ -49,14 +49,14 @@ func (r *run) startOnce() error {
 		return err
 	}
 	// PID 1 (package pid1) starts the command: its environment travels in
-	// args, PID 1's own stays empty (libcontainer adds HOME).
+	// a memfd, PID 1's own stays empty (libcontainer adds HOME).
 	p := &libcontainer.Process{
 		Args:       args,
 		Cwd:        r.spec.Cwd,
 		UID:        int(r.spec.Profile.UID),
 		GID:        int(r.spec.Profile.GID),
 		Init:       true,
-		ExtraFiles: []*os.File{r.io.statusW, r.seccomp.file}, // pid1.StatusFD, pid1.FilterFD
+		ExtraFiles: []*os.File{r.io.statusW, r.seccomp.file, r.io.env}, // pid1.StatusFD, FilterFD, EnvFD
 	}
 	if r.spec.TTY {
 		// Output arrives on the pty; the size starts at 80x24 until a

@@ -125,20 +125,22 @@ func TestPID1Signal(t *testing.T) {
 func unixSignalName(s syscall.Signal) string { return signalName(s) }
 
 // TestPID1Attacks: the command sees PID 1 but cannot read its memory,
-// files or environment, trace it, kill it or stop it.
+// files or environment, trace it, kill it or stop it; PID 1's command
+// line (world-readable, on the host too) holds no environment value.
 func TestPID1Attacks(t *testing.T) {
 	m := newTestManager(t)
 	script := `tr '\0' '\n' </proc/1/cmdline | head -n 4 | tr '\n' ' '; echo
 for f in mem environ maps; do if cat /proc/1/$f >/dev/null 2>&1; then echo "read /proc/1/$f"; fi; done
 if ls /proc/1/fd >/dev/null 2>&1; then echo "listed /proc/1/fd"; fi
 if readlink /proc/1/exe >/dev/null 2>&1; then echo "read /proc/1/exe"; fi
+if grep -q "hunt""er2" /proc/1/cmdline; then echo "secret in /proc/1/cmdline"; fi
 kill -KILL 1; kill -STOP 1
 sleep 0.2
 grep '^State:' /proc/1/status
 python3 -c 'import ctypes; l = ctypes.CDLL(None, use_errno=True); print("ptrace", l.ptrace(16, 1, 0, 0), ctypes.get_errno())'
 echo alive`
-	got := runSpec(t, m, Spec{Argv: []string{"/bin/sh", "-c", script}})
-	want := pid1.Path + " pipe HOME=/tmp -- "
+	got := runSpec(t, m, Spec{Argv: []string{"/bin/sh", "-c", script}, Env: []string{"TOKEN=hunter2"}})
+	want := pid1.Path + " pipe -- /bin/sh "
 	lines := strings.Split(got.Stdout, "\n")
 	if lines[0] != want {
 		t.Errorf("PID 1's command line: got %q, want %q", lines[0], want)

@@ -18,8 +18,8 @@ import (
 // The Manager's side of the containers' PID 1 (package pid1): the running
 // binary is bind-mounted read-only at pid1.Path in the root skeleton, once
 // per Manager, and libcontainer executes it instead of the command, with
-// the command's environment in its arguments, the profile's compiled
-// seccomp program and a status pipe.
+// a status pipe, the profile's compiled seccomp program and the command's
+// environment as its extra files (pid1.StatusFD, FilterFD, EnvFD).
 
 // mountShim bind-mounts the running binary (/proc/self/exe: the very
 // inode this process runs, even if the file was replaced since) at
@@ -54,14 +54,19 @@ func (m *Manager) unmountShim() error { return unmountRetry(m.shimTarget()) }
 
 // initArgs is the process argv that starts PID 1 for spec.
 func initArgs(spec *Spec) ([]string, error) {
-	return pid1.Args(spec.TTY, commandEnv(spec.Env, spec.Profile.UID), spec.Argv)
+	return pid1.Args(spec.TTY, spec.Argv)
+}
+
+// initEnv is the memfd with the command's environment (pid1.EnvFD).
+func initEnv(spec *Spec) (*os.File, error) {
+	return pid1.EnvFile(commandEnv(spec.Env, spec.Profile.UID))
 }
 
 // commandEnv is the command's environment as libcontainer used to prepare
 // it: the last value of each variable wins (in the order of those last
 // occurrences), an empty HOME is dropped, and HOME is added from the
 // generated passwd when missing. PID 1 itself gets no variable of the
-// user's: this list travels in its arguments.
+// user's: this list reaches it in a memfd (pid1.EnvFD).
 func commandEnv(env []string, uid uint32) []string {
 	last := make(map[string]int, len(env))
 	for i, kv := range env {

@@ -4,11 +4,12 @@
  * libcontainer's init executes EG_INIT_PATH (a read-only bind of the
  * running execgate binary) as the container's PID 1 with
  *
- *     argv: EG_INIT_PATH MODE ENV... -- COMMAND ARGS...
+ *     argv: EG_INIT_PATH MODE -- COMMAND ARGS...
  *     env:  only what libcontainer adds (HOME); the command's environment
- *           travels in argv, so no variable of the user's reaches the
- *           dynamic loader of this process (LD_PRELOAD, GLIBC_TUNABLES)
- *     fds:  0-2 the command's stdio, EG_STATUS_FD, EG_FILTER_FD
+ *           comes in EG_ENV_FD, so no variable of the user's reaches the
+ *           dynamic loader of this process (LD_PRELOAD, GLIBC_TUNABLES),
+ *           and none shows in /proc/1/cmdline (world-readable on the host)
+ *     fds:  0-2 the command's stdio, EG_STATUS_FD, EG_FILTER_FD, EG_ENV_FD
  *
  * The constructor below runs before the Go runtime. It returns at once
  * unless argv[0] is EG_INIT_PATH and this process is PID 1 of its PID
@@ -16,7 +17,8 @@
  *
  *  1. PR_SET_DUMPABLE 0: the command runs as the same uid, and must not be
  *     able to open /proc/1/mem, /proc/1/fd/... or ptrace this process.
- *  2. Read the seccomp program (struct sock_filter[]) from EG_FILTER_FD.
+ *  2. Read the seccomp program (struct sock_filter[]) from EG_FILTER_FD
+ *     and the command's environment from EG_ENV_FD.
  *  3. Block every signal, reset every disposition to the default, fork.
  *  4. Child: own process group (for a terminal also its foreground group),
  *     the original signal mask, load the filter, execve the command with
@@ -32,7 +34,8 @@
  * stderr, and exits with EG_EXIT_BASE + stage; the Manager turns that into
  * a start error. The command never runs without the filter.
  *
- * No stdio after fork, no allocation, no parsing beyond argv.
+ * No stdio, no malloc (two mmaps for the environment), no parsing beyond
+ * argv and splitting the environment block at its NUL bytes.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -44,6 +47,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -68,6 +72,7 @@ static const char *const stage_names[EG_STAGE_COUNT] = {
 	[EG_STAGE_FILTER] = "load seccomp filter (pid 1)",
 	[EG_STAGE_WAIT] = "wait",
 	[EG_STAGE_STATUS] = "write status",
+	[EG_STAGE_ENV] = "read environment",
 };
 
 const char *eg_stage_name(int stage)
@@ -171,11 +176,11 @@ static __attribute__((noreturn)) void child_fail(int report_fd, int stage, int e
 	_exit(EG_EXIT_BASE + stage);
 }
 
-/* parse_args splits argv into the mode, the command's environment (ended
- * in place with NULL) and the command. It returns 0, or -1 on bad usage. */
-static int parse_args(int argc, char **argv, int *tty, char ***env, char ***cmd)
+/* parse_args reads the mode and finds the command (absolute path). It
+ * returns 0, or -1 on bad usage. */
+static int parse_args(int argc, char **argv, int *tty, char ***cmd)
 {
-	if (argc < 4)
+	if (argc < 4 || strcmp(argv[2], "--") != 0 || argv[3][0] != '/')
 		return -1;
 	if (strcmp(argv[1], EG_MODE_TTY) == 0)
 		*tty = 1;
@@ -183,18 +188,41 @@ static int parse_args(int argc, char **argv, int *tty, char ***env, char ***cmd)
 		*tty = 0;
 	else
 		return -1;
-	/* Environment entries contain '=', so the first "--" ends them. */
-	for (int i = 2; i < argc; i++) {
-		if (strcmp(argv[i], "--") != 0)
-			continue;
-		if (i + 1 >= argc || argv[i + 1][0] != '/')
-			return -1;
-		argv[i] = NULL;
-		*env = argv + 2;
-		*cmd = argv + i + 1;
-		return 0;
+	*cmd = argv + 3;
+	return 0;
+}
+
+/* read_env maps the environment block of EG_ENV_FD (private copy) and
+ * returns a NULL-terminated array of its entries. The block is empty or
+ * ends with NUL; the Manager checked every entry. */
+static char **read_env(void)
+{
+	struct stat st;
+	size_t size, n = 0, i = 0;
+	char *block = NULL, **env;
+
+	if (fstat(EG_ENV_FD, &st) != 0)
+		fail(EG_STAGE_ENV, errno);
+	if (!S_ISREG(st.st_mode) || st.st_size < 0 || st.st_size > EG_MAX_ENV_BYTES)
+		fail(EG_STAGE_ENV, EINVAL);
+	size = (size_t)st.st_size;
+	if (size > 0) {
+		block = mmap(NULL, size, PROT_READ, MAP_PRIVATE, EG_ENV_FD, 0);
+		if (block == MAP_FAILED)
+			fail(EG_STAGE_ENV, errno);
+		if (block[size - 1] != '\0')
+			fail(EG_STAGE_ENV, EINVAL);
+		for (size_t off = 0; off < size; off++)
+			n += block[off] == '\0';
 	}
-	return -1;
+	env = mmap(NULL, (n + 1) * sizeof *env, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (env == MAP_FAILED)
+		fail(EG_STAGE_ENV, errno);
+	for (size_t off = 0; off < size; off += strlen(block + off) + 1)
+		env[i++] = block + off;
+	env[i] = NULL;
+	(void)close(EG_ENV_FD);
+	return env;
 }
 
 /* read_filter reads the whole program from EG_FILTER_FD (with pread: the
@@ -328,12 +356,13 @@ static __attribute__((noreturn)) void pid1_main(int argc, char **argv)
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
 		fail(EG_STAGE_DUMPABLE, errno);
 	/* Only 0-2 may reach the command. libcontainer passes nothing but
-	 * our two fds; close_range covers anything else (kernel 5.11+). */
+	 * our three fds; close_range covers anything else (kernel 5.11+). */
 	(void)fcntl(EG_STATUS_FD, F_SETFD, FD_CLOEXEC);
 	(void)syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
-	if (parse_args(argc, argv, &tty, &env, &cmd) != 0)
+	if (parse_args(argc, argv, &tty, &cmd) != 0)
 		fail(EG_STAGE_USAGE, EINVAL);
 	read_filter(&prog);
+	env = read_env();
 	reset_signals(&orig);
 	if (pipe2(rep, O_CLOEXEC) != 0)
 		fail(EG_STAGE_PIPE, errno);

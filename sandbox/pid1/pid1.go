@@ -27,8 +27,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // The contract with pid1.c (pid1.h).
@@ -36,10 +39,13 @@ const (
 	// Path is argv[0] of PID 1 and where the binary is mounted inside.
 	Path = C.EG_INIT_PATH
 	// StatusFD receives one status record; FilterFD holds the program
-	// (struct sock_filter[]). They are the first two of libcontainer's
-	// ExtraFiles.
+	// (struct sock_filter[]); EnvFD the command's environment (EnvFile).
+	// They are libcontainer's ExtraFiles, in this order.
 	StatusFD = C.EG_STATUS_FD
 	FilterFD = C.EG_FILTER_FD
+	EnvFD    = C.EG_ENV_FD
+	// MaxEnvBytes bounds the environment block.
+	MaxEnvBytes = C.EG_MAX_ENV_BYTES
 	// ExitBase + stage is PID 1's own exit code when it fails.
 	ExitBase = C.EG_EXIT_BASE
 
@@ -61,6 +67,7 @@ const (
 	StageChildFilter Stage = C.EG_STAGE_CHILD_FILTER
 	StageExec        Stage = C.EG_STAGE_EXEC
 	StageFilter      Stage = C.EG_STAGE_FILTER
+	StageEnv         Stage = C.EG_STAGE_ENV
 )
 
 // Stage is where PID 1 failed.
@@ -124,11 +131,12 @@ func ParseStatus(b []byte) (syscall.WaitStatus, error) {
 }
 
 // Args is the argv that makes libcontainer start PID 1 for a command:
-// Path, the mode, the command's environment, "--", then argv unchanged
-// (argv[0] must be absolute). Every env entry must contain '=' (so none
-// is "--"). The process environment of PID 1 itself stays empty: the
-// command's variables never reach PID 1's dynamic loader.
-func Args(tty bool, env, argv []string) ([]string, error) {
+// Path, the mode, "--", then argv unchanged (argv[0] must be absolute).
+// The command's environment goes in EnvFile, never in arguments: PID 1's
+// own environment stays empty, so no variable of the user's reaches its
+// dynamic loader, and /proc/<pid>/cmdline (readable by every host user)
+// shows no value.
+func Args(tty bool, argv []string) ([]string, error) {
 	if len(argv) == 0 || !strings.HasPrefix(argv[0], "/") {
 		return nil, errors.New("pid1: argv[0] must be an absolute path")
 	}
@@ -136,14 +144,30 @@ func Args(tty bool, env, argv []string) ([]string, error) {
 	if tty {
 		mode = modeTTY
 	}
-	out := make([]string, 0, 3+len(env)+len(argv))
-	out = append(out, Path, mode)
+	return append([]string{Path, mode, "--"}, argv...), nil
+}
+
+// EnvFile returns a memfd holding env as PID 1 reads it from EnvFD: each
+// entry followed by a NUL byte. Every entry must contain '=' and no NUL.
+func EnvFile(env []string) (*os.File, error) {
+	var b []byte
 	for _, e := range env {
-		if !strings.Contains(e, "=") {
-			return nil, fmt.Errorf("pid1: environment entry %q lacks '='", e)
+		if !strings.Contains(e, "=") || strings.IndexByte(e, 0) >= 0 {
+			return nil, fmt.Errorf("pid1: environment entry %q: want KEY=VALUE without NUL", e)
 		}
-		out = append(out, e)
+		b = append(append(b, e...), 0)
 	}
-	out = append(out, "--")
-	return append(out, argv...), nil
+	if len(b) > MaxEnvBytes {
+		return nil, fmt.Errorf("pid1: environment of %d bytes exceeds %d", len(b), MaxEnvBytes)
+	}
+	fd, err := unix.MemfdCreate("execgate-env", unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("pid1: environment memfd: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "execgate-env")
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("pid1: environment memfd: %w", err)
+	}
+	return f, nil
 }

@@ -17,6 +17,11 @@
 /* File descriptors the Manager passes (libcontainer's ExtraFiles). */
 #define EG_STATUS_FD 3 /* write end of a pipe: one status record */
 #define EG_FILTER_FD 4 /* the seccomp program: struct sock_filter[] */
+#define EG_ENV_FD 5    /* the command's environment: "K=V\0" entries */
+
+/* Largest environment block PID 1 accepts (the kernel's own limit for
+ * argv and environment together is a quarter of the stack limit). */
+#define EG_MAX_ENV_BYTES (8 << 20)
 
 /* Status records written to EG_STATUS_FD (all integers little-endian):
  *   'W' status:u32                 the command's wait status (5 bytes)
@@ -28,7 +33,7 @@
 
 /* Where PID 1 failed. It then exits with EG_EXIT_BASE + stage. */
 enum eg_stage {
-	EG_STAGE_USAGE = 1,    /* argv is not: path mode env... -- command... */
+	EG_STAGE_USAGE = 1,    /* argv is not: path mode -- command... */
 	EG_STAGE_DUMPABLE,     /* prctl(PR_SET_DUMPABLE, 0) */
 	EG_STAGE_FILTER_READ,  /* fstat/pread of EG_FILTER_FD */
 	EG_STAGE_FILTER_SIZE,  /* empty, not whole instructions, or too long */
@@ -42,6 +47,7 @@ enum eg_stage {
 	EG_STAGE_FILTER,       /* PID 1: loading the filter */
 	EG_STAGE_WAIT,         /* sigwaitinfo or waitpid */
 	EG_STAGE_STATUS,       /* writing the status record */
+	EG_STAGE_ENV,          /* reading EG_ENV_FD */
 	EG_STAGE_COUNT
 };
 #define EG_EXIT_BASE 200

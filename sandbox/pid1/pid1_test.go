@@ -81,9 +81,27 @@ type shim struct {
 	waitErr error
 }
 
-// startShim starts PID 1 with args (after argv[0]) and the given filter
-// file (nil: no fd 4).
+// envFile is the environment block of env.
+func envFile(t *testing.T, env ...string) *os.File {
+	t.Helper()
+	f, err := EnvFile(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+// startShim starts PID 1 with args (after argv[0]), the given filter file
+// and PATH as the command's environment.
 func startShim(t *testing.T, filter *os.File, args ...string) *shim {
+	t.Helper()
+	return startShimEnv(t, filter, envFile(t, "PATH=/usr/bin:/bin"), args...)
+}
+
+// startShimEnv is startShim with an environment file (nil files leave
+// their descriptors closed).
+func startShimEnv(t *testing.T, filter, env *os.File, args ...string) *shim {
 	t.Helper()
 	needRoot(t)
 	self, err := os.Executable()
@@ -96,10 +114,7 @@ func startShim(t *testing.T, filter *os.File, args ...string) *shim {
 	}
 	s := &shim{status: r}
 	t.Cleanup(func() { r.Close() })
-	extra := []*os.File{w}
-	if filter != nil {
-		extra = append(extra, filter)
-	}
+	extra := []*os.File{w, filter, env}
 	s.cmd = &exec.Cmd{
 		Path: self, Args: append([]string{Path}, args...), Env: []string{},
 		Stdout: &s.out, Stderr: &s.errOut, ExtraFiles: extra,
@@ -137,7 +152,7 @@ func runShim(t *testing.T, filter *os.File, args ...string) (*shim, syscall.Wait
 }
 
 func sh(script string) []string {
-	return []string{"pipe", "PATH=/usr/bin:/bin", "--", "/bin/sh", "-c", script}
+	return []string{"pipe", "--", "/bin/sh", "-c", script}
 }
 
 func TestExitStatus(t *testing.T) {
@@ -208,7 +223,8 @@ grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status | tr -s '\t' ' '
 uname >/dev/null 2>&1 || echo uname-denied
 read -r pid comm state ppid pgrp rest </proc/self/stat; [ "$pid" = "$pgrp" ] && echo own-group; echo "pid=$$"
 echo "args=$0 $1 $2"`
-	s, ws, err := runShim(t, testFilter(t), "pipe", "A=1", "B=x y", "--", "/bin/sh", "-c", script, "zero", "-- one", "--")
+	s := startShimEnv(t, testFilter(t), envFile(t, "A=1", "B=x y", "C=--"), "pipe", "--", "/bin/sh", "-c", script, "zero", "-- one", "--")
+	ws, err := s.wait(t)
 	if err != nil || !ws.Exited() || ws.ExitStatus() != 0 {
 		t.Fatalf("got %v %v, stderr %q", describe(ws), err, s.errOut.String())
 	}
@@ -216,7 +232,7 @@ echo "args=$0 $1 $2"`
 	if strings.Contains(out, "open fd") {
 		t.Errorf("the command has more than fds 0-2:\n%s", out)
 	}
-	for _, want := range []string{"env=A=1 B=x y ", "Seccomp: 2\n", "uname-denied\n", "own-group\npid=2\n", "args=zero -- one --\n"} {
+	for _, want := range []string{"env=A=1 B=x y C=-- ", "Seccomp: 2\n", "uname-denied\n", "own-group\npid=2\n", "args=zero -- one --\n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
@@ -309,9 +325,10 @@ func TestFailures(t *testing.T) {
 			return d
 		}, touch, StageFilterRead, syscall.EBADF},
 		{"no separator", testFilter, []string{"pipe", "/usr/bin/touch", marker}, StageUsage, syscall.EINVAL},
+		{"env before separator", testFilter, []string{"pipe", "A=1", "--", "/usr/bin/touch", marker}, StageUsage, syscall.EINVAL},
 		{"bad mode", testFilter, []string{"fast", "--", "/usr/bin/touch", marker}, StageUsage, syscall.EINVAL},
 		{"relative command", testFilter, []string{"pipe", "--", "touch", marker}, StageUsage, syscall.EINVAL},
-		{"no command", testFilter, []string{"pipe", "A=1", "--"}, StageUsage, syscall.EINVAL},
+		{"no command", testFilter, []string{"pipe", "--"}, StageUsage, syscall.EINVAL},
 		{"missing command", testFilter, []string{"pipe", "--", "/nonexistent/touch", marker}, StageExec, syscall.ENOENT},
 		{"not executable", testFilter, []string{"pipe", "--", "/etc/passwd", marker}, StageExec, syscall.EACCES},
 	}
@@ -337,6 +354,47 @@ func TestFailures(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestEnvFailures: a missing or malformed environment block fails before
+// the command runs.
+func TestEnvFailures(t *testing.T) {
+	marker := filepath.Join(t.TempDir(), "ran")
+	touch := []string{"pipe", "--", "/usr/bin/touch", marker}
+	dir, err := os.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dir.Close()
+	tests := []struct {
+		name  string
+		env   *os.File
+		errno syscall.Errno
+	}{
+		{"no env fd", nil, syscall.EBADF},
+		{"not NUL-terminated", memfd(t, []byte("A=1")), syscall.EINVAL},
+		{"directory", dir, syscall.EINVAL},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := startShimEnv(t, testFilter(t), tt.env, touch...)
+			_, err := s.wait(t)
+			var pe *Error
+			if !errors.As(err, &pe) || pe.Stage != StageEnv || pe.Errno != tt.errno {
+				t.Fatalf("got %v, want %s failing with %v", err, StageEnv, tt.errno)
+			}
+			if _, err := os.Stat(marker); err == nil {
+				t.Fatal("the command ran")
+			}
+		})
+	}
+	t.Run("empty", func(t *testing.T) {
+		s := startShimEnv(t, testFilter(t), envFile(t), "pipe", "--", "/usr/bin/env")
+		ws, err := s.wait(t)
+		if err != nil || ws.ExitStatus() != 0 || s.out.String() != "" {
+			t.Errorf("got %v %v output %q, want an empty environment", describe(ws), err, s.out.String())
+		}
+	})
 }
 
 // TestNotPID1 runs the binary as Path outside a new PID namespace: the

@@ -2,7 +2,10 @@ package pid1
 
 import (
 	"errors"
+	"fmt"
+	"os"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -71,23 +74,52 @@ func TestArgs(t *testing.T) {
 	tests := []struct {
 		name string
 		tty  bool
-		env  []string
 		argv []string
 		want []string
 		bad  bool
 	}{
-		{"pipe", false, []string{"A=1"}, []string{"/bin/echo", "--", "x"}, []string{Path, "pipe", "A=1", "--", "/bin/echo", "--", "x"}, false},
-		{"tty no env", true, nil, []string{"/bin/sh"}, []string{Path, "tty", "--", "/bin/sh"}, false},
-		{"env value with --", false, []string{"X=--"}, []string{"/bin/true"}, []string{Path, "pipe", "X=--", "--", "/bin/true"}, false},
-		{"env without =", false, []string{"--"}, []string{"/bin/true"}, nil, true},
-		{"relative command", false, nil, []string{"true"}, nil, true},
-		{"no command", false, nil, nil, nil, true},
+		{"pipe", false, []string{"/bin/echo", "--", "x"}, []string{Path, "pipe", "--", "/bin/echo", "--", "x"}, false},
+		{"tty", true, []string{"/bin/sh"}, []string{Path, "tty", "--", "/bin/sh"}, false},
+		{"relative command", false, []string{"true"}, nil, true},
+		{"no command", false, nil, nil, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := Args(tt.tty, tt.env, tt.argv)
+			got, err := Args(tt.tty, tt.argv)
 			if (err != nil) != tt.bad || !slices.Equal(got, tt.want) {
 				t.Errorf("got %q, %v; want %q (error %v)", got, err, tt.want, tt.bad)
+			}
+		})
+	}
+}
+
+func TestEnvFile(t *testing.T) {
+	tests := []struct {
+		name string
+		env  []string
+		want string
+		bad  bool
+	}{
+		{"two", []string{"A=1", "B=x y"}, "A=1\x00B=x y\x00", false},
+		{"empty", nil, "", false},
+		{"value with = and --", []string{"A==--"}, "A==--\x00", false},
+		{"no =", []string{"A"}, "", true},
+		{"NUL", []string{"A=\x00B=2"}, "", true},
+		{"too big", []string{"A=" + strings.Repeat("x", MaxEnvBytes)}, "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := EnvFile(tt.env)
+			if (err != nil) != tt.bad {
+				t.Fatalf("got %v, want error %v", err, tt.bad)
+			}
+			if err != nil {
+				return
+			}
+			defer f.Close()
+			b, err := os.ReadFile(fmt.Sprintf("/proc/self/fd/%d", f.Fd()))
+			if err != nil || string(b) != tt.want {
+				t.Errorf("got %q, %v; want %q", b, err, tt.want)
 			}
 		})
 	}
