@@ -27,7 +27,7 @@ func TestSelfcheck(t *testing.T) {
 	for _, c := range checks {
 		names[c.Name] = true
 	}
-	for _, want := range []string{"root", "namespace net", "seccomp support built in", "binary location", "overlayfs", "pid 1 binary"} {
+	for _, want := range []string{"root", "namespace net", "seccomp support built in", "binary location", "overlayfs", "pid 1 binary", "pid 1 self-test"} {
 		if !names[want] {
 			t.Errorf("check %q missing from %v", want, names)
 		}

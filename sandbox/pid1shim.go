@@ -174,6 +174,21 @@ func checkShimBinary() Check {
 	return checkShimFile("/proc/self/exe", self)
 }
 
+// selfTestCommand is what the PID 1 self-test runs (the sandbox needs the
+// host's /usr anyway).
+const selfTestCommand = "/usr/bin/true"
+
+// checkShimRuns starts the running binary as PID 1 of a fresh PID
+// namespace (package pid1's SelfTest): the constructor is linked in, loads
+// a filter, runs a command and reports its status.
+func checkShimRuns() Check {
+	c := Check{Name: "pid 1 self-test", OK: true, Detail: selfTestCommand + " run through " + pid1.Path + " in a new PID namespace"}
+	if err := pid1.SelfTest(selfTestCommand); err != nil {
+		c.OK, c.Detail = false, err.Error()
+	}
+	return c
+}
+
 // checkShimFile checks path (named self in messages).
 func checkShimFile(path, self string) Check {
 	c := Check{Name: "pid 1 binary", OK: true}

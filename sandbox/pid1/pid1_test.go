@@ -485,3 +485,20 @@ func testFilterB(b *testing.B) *os.File {
 	}
 	return mf
 }
+
+// TestSelfTest runs the self-test the sandbox's Selfcheck uses: this test
+// binary links the package, so PID 1 runs /bin/true and reports exit 0;
+// a failing command is reported as such.
+func TestSelfTest(t *testing.T) {
+	needRoot(t)
+	if err := SelfTest("/bin/true"); err != nil {
+		t.Errorf("SelfTest(/bin/true): %v", err)
+	}
+	if err := SelfTest("/bin/false"); err == nil || !strings.Contains(err.Error(), "want exit 0") {
+		t.Errorf("SelfTest(/bin/false): got %v, want a failure", err)
+	}
+	var pe *Error
+	if err := SelfTest("/nonexistent"); !errors.As(err, &pe) || pe.Stage != StageExec {
+		t.Errorf("SelfTest(/nonexistent): got %v, want an execve failure", err)
+	}
+}
