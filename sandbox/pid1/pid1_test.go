@@ -454,7 +454,7 @@ func benchStart(b *testing.B, mk func() *exec.Cmd) {
 		n++
 	}
 	_ = syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru1)
-	cpu := time.Duration(ru1.Utime.Nano()+ru1.Stime.Nano()-ru0.Utime.Nano()-ru0.Stime.Nano())
+	cpu := time.Duration(ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano())
 	b.ReportMetric(float64(cpu)/float64(n)/1e6, "cpu-ms/op")
 }
 
