@@ -55,7 +55,9 @@ func TestAttackForkBomb(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	})
-	out := s.sh(t, o, `b(){ b | b & }; b; sleep 10`)
+	// Re-ignited every 0.2 s: PID 1 reaps zombies at once, so a bomb whose
+	// forks all fail at the limit can die out between two samples.
+	out := s.sh(t, o, `b(){ b | b & }; for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14; do b; sleep 0.2; done; sleep 10`)
 	cancel()
 	wg.Wait()
 	t.Logf("fork bomb: ended_by=%s exit=%d peak pids.current=%d", out.res.EndedBy, out.res.ExitCode, peak)
