@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	seccomp "github.com/seccomp/libseccomp-golang"
 	"golang.org/x/sys/unix"
@@ -179,7 +180,9 @@ func TestAttackSyscallTable(t *testing.T) {
 
 // checkSyscallTable sweeps one profile and returns its decisions.
 func checkSyscallTable(t *testing.T, s *attackSuite, names []string, host map[string]string, profile string, allow []string, golden string) []string {
-	o := runOpts{profile: func(p *policy.Profile) { p.Seccomp = profile }}
+	// ~3 s on an idle machine; a make test run beside other builds once
+	// took more than the suite's 15 s.
+	o := runOpts{profile: func(p *policy.Profile) { p.Seccomp, p.Timeout = profile, time.Minute }}
 	out := s.run(t, o, s.probePath, "syscalls", strconv.Itoa(sweepMax))
 	if out.err != nil || out.res.ExitCode != 0 {
 		t.Fatalf("probe run failed: %v", out)
