@@ -315,3 +315,17 @@ func TestPID1CustomProfileNeeds(t *testing.T) {
 		t.Errorf("got %v, want ErrSeccompProfile naming wait4", err)
 	}
 }
+
+// TestPID1ReapsOrphans: orphans that end while the command runs are
+// reaped by PID 1 at once; none stays a zombie (each would hold a slot of
+// the pids limit).
+func TestPID1ReapsOrphans(t *testing.T) {
+	m := newTestManager(t)
+	script := `for i in 1 2 3 4 5 6 7 8; do ( /bin/true & ); done
+sleep 0.5
+echo "zombies=$(grep -l '^State:.Z' /proc/[0-9]*/status 2>/dev/null | wc -l)"`
+	got := runSpec(t, m, Spec{Argv: []string{"/bin/sh", "-c", script}})
+	if got.ExitCode != 0 || got.Stdout != "zombies=0\n" {
+		t.Errorf("got exit %d output %q (stderr %q), want no zombie", got.ExitCode, got.Stdout, got.Stderr)
+	}
+}
