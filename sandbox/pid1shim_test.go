@@ -167,6 +167,9 @@ func TestSeccompProgram(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer prog.file.Close()
+	if prog.rules != sc {
+		t.Error("the program does not keep the rules it was compiled from")
+	}
 	st, err := prog.file.Stat()
 	if err != nil || st.Size() != int64(prog.insns*sockFilterSize) || prog.insns > maxSeccompInsns {
 		t.Fatalf("program file: %v, size %d for %d instructions", err, st.Size(), prog.insns)

@@ -35,6 +35,8 @@ type seccompProgram struct {
 	// with pread).
 	file  *os.File
 	insns int
+	// rules are what the program was compiled from.
+	rules *configs.Seccomp
 }
 
 // maxSeccompInsns is the kernel's limit for a classic seccomp program.
@@ -53,7 +55,7 @@ func exportSeccomp(sc *configs.Seccomp) (*seccompProgram, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &seccompProgram{file: f, insns: len(prog) / sockFilterSize}, nil
+	return &seccompProgram{file: f, insns: len(prog) / sockFilterSize, rules: sc}, nil
 }
 
 // seccompBPF returns the program for sc: the ENOSYS stub, then libseccomp's
