@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/execgate/execgate/policy"
+	"github.com/execgate/execgate/sandbox/pid1"
 )
 
 // validID reports whether s is 1-64 of [A-Za-z0-9_.-], starting with a
@@ -123,10 +124,15 @@ func validateSpec(s *Spec) error {
 			return &SpecError{Field: "argv", Reason: "NUL byte in an argument"}
 		}
 	}
+	envBytes := 0
 	for _, e := range s.Env {
 		if k, _, ok := strings.Cut(e, "="); !ok || k == "" || strings.IndexByte(e, 0) >= 0 {
 			return &SpecError{Field: "env", Reason: "entries must be KEY=VALUE without NUL"}
 		}
+		envBytes += len(e) + 1
+	}
+	if envBytes > pid1.MaxEnvBytes-len("HOME=/root")-1 {
+		return &SpecError{Field: "env", Reason: fmt.Sprintf("%d bytes: at most %d", envBytes, pid1.MaxEnvBytes)}
 	}
 	if s.Cwd == "" {
 		s.Cwd = "/"

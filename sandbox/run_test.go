@@ -288,6 +288,7 @@ func TestRunRefusals(t *testing.T) {
 		{"relative argv", func(s *Spec) { s.Argv = []string{"echo"} }, ErrBadSpec},
 		{"empty argv", func(s *Spec) { s.Argv = nil }, ErrBadSpec},
 		{"bad id", func(s *Spec) { s.ID = "../x" }, ErrBadSpec},
+		{"environment too big", func(s *Spec) { s.Env = []string{"A=" + strings.Repeat("x", 9<<20)} }, ErrBadSpec},
 		{"zero memory", func(s *Spec) { s.Profile.MemoryBytes = 0 }, ErrBadSpec},
 		{"tty not allowed", func(s *Spec) { s.TTY = true }, ErrBadSpec},
 		{"reserved target", func(s *Spec) {
