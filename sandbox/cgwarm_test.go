@@ -2,9 +2,13 @@ package sandbox
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -67,5 +71,95 @@ func TestCgroupWarmer(t *testing.T) {
 	}
 	if after, _ := os.ReadFile("/proc/self/cgroup"); !bytes.Equal(before, after) {
 		t.Errorf("/proc/self/cgroup changed:\n%s\nwant\n%s", after, before)
+	}
+}
+
+// TestCgroupWarmupOption checks Config.DisableCgroupWarmup: by default a
+// v1 Manager owns a warmer whose goroutine ends at Close; disabled, there
+// is none and runs still work.
+func TestCgroupWarmupOption(t *testing.T) {
+	needSandbox(t)
+	for _, disable := range []bool{false, true} {
+		t.Run(fmt.Sprintf("disable=%v", disable), func(t *testing.T) {
+			before := goleak.IgnoreCurrent()
+			cfg := testConfig(t)
+			cfg.DisableCgroupWarmup = disable
+			m, err := New(context.Background(), cfg, testLogger(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := m.warm != nil, !disable && m.cfg.CgroupVersion == 1; got != want {
+				t.Errorf("got warmer %v, want %v", got, want)
+			}
+			out := runSpec(t, m, Spec{Argv: []string{"/bin/true"}, Profile: testProfile()})
+			if out.ExitCode != 0 {
+				t.Errorf("run: exit %d, stderr %q", out.ExitCode, out.Stderr)
+			}
+			err = goleak.Find(before, goleak.IgnoreTopFunction("github.com/execgate/execgate/sandbox.(*starterPool).loop"))
+			if running := err != nil && strings.Contains(err.Error(), "cgroupWarmer"); running != (m.warm != nil) {
+				t.Errorf("warmer goroutine running: got %v, want %v (%v)", running, m.warm != nil, err)
+			}
+			if err := m.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if err := goleak.Find(before); err != nil {
+				t.Errorf("goroutines left after Close: %v", err)
+			}
+			removeCgroupParents(m.cfg.CgroupParent)
+		})
+	}
+}
+
+// BenchmarkHostForkWarm measures the warm-up's host-wide side effect: a
+// plain fork+exec+wait of /bin/true on the host, with and without a warmer
+// touching the cgroup semaphore every warmPeriod (held busy throughout).
+func BenchmarkHostForkWarm(b *testing.B) {
+	needSandbox(b)
+	mounts, err := cgroupMounts()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, warm := range []bool{false, true} {
+		b.Run(fmt.Sprintf("warm=%v", warm), func(b *testing.B) {
+			if warm {
+				w := newCgroupWarmer(1, mounts, testLogger(b))
+				if w == nil {
+					b.Skip("no cgroup v1 hierarchy")
+				}
+				done := w.begin()
+				defer w.stop()
+				defer done()
+			}
+			for b.Loop() {
+				if err := exec.Command("/bin/true").Run(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkRunTrueAfterIdleNoWarmup is BenchmarkRunTrueAfterIdle with the
+// warm-up disabled (Config.DisableCgroupWarmup).
+func BenchmarkRunTrueAfterIdleNoWarmup(b *testing.B) {
+	needSandbox(b)
+	cfg := testConfig(b)
+	cfg.DisableCgroupWarmup = true
+	m, err := New(context.Background(), cfg, testLogger(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		_ = m.Close()
+		removeCgroupParents(m.cfg.CgroupParent)
+	})
+	spec := Spec{ID: "bench-idle-nw", Argv: []string{"/bin/true"}, Profile: testProfile()}
+	for b.Loop() {
+		b.StopTimer()
+		time.Sleep(50 * time.Millisecond)
+		b.StartTimer()
+		if res, err := m.Run(context.Background(), spec); err != nil || res.ExitCode != 0 {
+			b.Fatalf("run: %v, exit %d", err, res.ExitCode)
+		}
 	}
 }

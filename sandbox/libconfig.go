@@ -64,8 +64,7 @@ type configInput struct {
 	CgroupParent  string
 	CgroupVersion int
 	Rootfs        string
-	HostDirs      []string // usr-merge directories bound read-only
-	EtcBinds      []string
+	Dev           string // the shared read-only /dev (skeldev.go)
 	Spec          *Spec
 }
 
@@ -115,22 +114,23 @@ func buildMounts(in configInput) []*configs.Mount {
 		workFlags |= unix.MS_NOEXEC
 		tmpFlags |= unix.MS_NOEXEC
 	}
-	ms := []*configs.Mount{
-		{Source: "proc", Destination: "/proc", Device: "proc", Flags: fsFlags},
-		// /dev holds device nodes, so it cannot be nodev; mknod is refused
-		// by the missing CAP_MKNOD and the devices cgroup.
-		{Source: "tmpfs", Destination: "/dev", Device: "tmpfs", Flags: unix.MS_NOSUID | unix.MS_NOEXEC | unix.MS_STRICTATIME, Data: "mode=755,size=64k,nr_inodes=64"},
-	}
+	ms := []*configs.Mount{{Source: "proc", Destination: "/proc", Device: "proc", Flags: fsFlags}}
+	// /dev holds device nodes, so it cannot be nodev; mknod is refused by
+	// the missing CAP_MKNOD and the devices cgroup.
 	if in.Spec.TTY {
-		ms = append(ms, &configs.Mount{Source: "devpts", Destination: "/dev/pts", Device: "devpts", Flags: unix.MS_NOSUID | unix.MS_NOEXEC, Data: "newinstance,ptmxmode=0666,mode=0620,max=8"})
+		// A per-run /dev that libcontainer fills, with the devpts instance
+		// and /dev/console.
+		ms = append(ms,
+			&configs.Mount{Source: "tmpfs", Destination: "/dev", Device: "tmpfs", Flags: unix.MS_NOSUID | unix.MS_NOEXEC | unix.MS_STRICTATIME, Data: "mode=755,size=64k,nr_inodes=64"},
+			&configs.Mount{Source: "devpts", Destination: "/dev/pts", Device: "devpts", Flags: unix.MS_NOSUID | unix.MS_NOEXEC, Data: "newinstance,ptmxmode=0666,mode=0620,max=8"})
+	} else {
+		// The shared read-only /dev; a bind at /dev also makes libcontainer
+		// skip its own /dev set-up.
+		ms = append(ms, bind(in.Dev, "/dev", unix.MS_BIND|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NOEXEC))
 	}
-	ms = append(ms, bind("/usr", "/usr", roBind))
-	for _, d := range in.HostDirs {
-		ms = append(ms, bind(d, d, roBind))
-	}
-	for _, e := range in.EtcBinds {
-		ms = append(ms, bind(e, e, roBind|unix.MS_NOEXEC))
-	}
+	// /usr, the usr-merge directories and the /etc files are not here: they
+	// are the skeleton's static binds (skelmounts.go) and come with the
+	// root's recursive bind.
 	ms = append(ms, &configs.Mount{Source: "tmpfs", Destination: "/tmp", Device: "tmpfs", Flags: tmpFlags,
 		Data: "mode=1777,size=" + strconv.FormatInt(p.TmpfsBytes, 10) + ",nr_inodes=" + strconv.FormatInt(tmpfsInodes(p.TmpfsBytes), 10)})
 	for _, m := range in.Spec.Mounts {

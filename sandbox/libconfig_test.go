@@ -14,8 +14,7 @@ import (
 func testConfigInput(version int, spec *Spec) configInput {
 	return configInput{
 		ID: "job-1", CgroupParent: "/execgate/inst", CgroupVersion: version,
-		Rootfs: "/run/execgate/inst/rootfs", EtcBinds: []string{"/etc/hosts"},
-		Spec: spec,
+		Rootfs: "/run/execgate/inst/rootfs", Spec: spec,
 	}
 }
 
@@ -122,8 +121,6 @@ func TestBuildConfigSandbox(t *testing.T) {
 		dest       string
 		set, clear int
 	}{
-		{"/usr", unix.MS_BIND | unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV, 0},
-		{"/etc/hosts", unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, 0},
 		{"/tmp", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, 0},
 		{"/work", unix.MS_BIND | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, unix.MS_RDONLY},
 		{"/docs", unix.MS_BIND | unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV, 0},
@@ -142,6 +139,13 @@ func TestBuildConfigSandbox(t *testing.T) {
 	}
 	if _, ok := byDest["/dev/pts"]; ok {
 		t.Error("devpts mounted without a TTY")
+	}
+	// The static read-only binds are the skeleton's (skelmounts.go), not
+	// the per-run configuration's.
+	for dest := range byDest {
+		if isUnder(dest, "/usr") || isUnder(dest, "/etc") || isUnder(dest, "/lib64") {
+			t.Errorf("static bind %s in the per-run config", dest)
+		}
 	}
 	spec.TTY = true
 	spec.Profile.Network = policy.NetworkLoopback

@@ -22,7 +22,7 @@ import (
 const cgroupLockDir = DefaultStateRootBase + "/.cgroup-locks"
 
 // stateRootEntries is everything a state root may hold.
-var stateRootEntries = map[string]bool{"lock": true, "skel": true, "rootfs": true, "containers": true, "images": true}
+var stateRootEntries = map[string]bool{"lock": true, "skel": true, "rootfs": true, "dev": true, "containers": true, "images": true}
 
 // lockInstance prepares the state root and takes both locks.
 func lockInstance(cfg Config) ([]*os.File, error) {

@@ -64,9 +64,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Manager, error) {
 		return nil, err
 	}
 	m.starters = newStarterPool(cfg.Starters)
-	m.warm = newCgroupWarmer(cfg.CgroupVersion, m.cgMounts, log)
+	if !cfg.DisableCgroupWarmup {
+		m.warm = newCgroupWarmer(cfg.CgroupVersion, m.cgMounts, log)
+	}
 	log.Info("sandbox manager ready", "instance", cfg.Instance, "state_root", cfg.StateRoot,
-		"cgroup_parent", cfg.CgroupParent, "cgroup_version", cfg.CgroupVersion)
+		"cgroup_parent", cfg.CgroupParent, "cgroup_version", cfg.CgroupVersion, "cgroup_warmup", m.warm != nil)
 	return m, nil
 }
 
@@ -79,7 +81,7 @@ func (m *Manager) setUp(ctx context.Context) (err error) {
 	if err := m.sweep(ctx); err != nil {
 		return fmt.Errorf("sweep leftovers: %w", err)
 	}
-	if m.skel, err = buildSkeleton(m.cfg.skelDir(), m.cfg.rootfsDir()); err != nil {
+	if m.skel, err = buildSkeleton(m.cfg.skelDir(), m.cfg.rootfsDir(), m.cfg.devDir()); err != nil {
 		return err
 	}
 	if err := m.mountShim(); err != nil {
@@ -89,8 +91,10 @@ func (m *Manager) setUp(ctx context.Context) (err error) {
 		return fmt.Errorf("containers dir: %w", err)
 	}
 	for _, name := range []string{SeccompDefault, SeccompStrict} {
-		if _, err := m.seccompFor(&policy.Profile{Seccomp: name}); err != nil {
-			return err
+		for _, noexec := range []bool{false, true} {
+			if _, err := m.seccompFor(&policy.Profile{Seccomp: name, NoExecWork: noexec}); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -144,10 +148,7 @@ func (m *Manager) Close() error {
 // seccompFor returns the compiled seccomp program of a profile's named
 // seccomp profile, compiling it once.
 func (m *Manager) seccompFor(p *policy.Profile) (*seccompProgram, error) {
-	key := p.Seccomp
-	if key != SeccompDefault && key != SeccompStrict {
-		key = "file:" + p.SeccompFile
-	}
+	key := seccompKey(p.Seccomp, p.SeccompFile, p.NoExecWork)
 	m.seccompMu.Lock()
 	defer m.seccompMu.Unlock()
 	if sc, ok := m.seccompCache[key]; ok {
@@ -173,6 +174,9 @@ func (m *Manager) seccompFor(p *policy.Profile) (*seccompProgram, error) {
 			return nil, fmt.Errorf("seccomp profile %s: %w", p.SeccompFile, err)
 		}
 		allow = f.Allow
+	}
+	if p.NoExecWork {
+		allow = noexecAllow(allow)
 	}
 	sc, err := compileSeccomp(allow)
 	if err != nil {

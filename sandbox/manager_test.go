@@ -164,7 +164,7 @@ func leftoversOf(cfg Config) []string {
 			out = append(out, "state "+e.Name())
 		}
 	}
-	for _, d := range []string{cfg.rootfsDir(), cfg.skelDir()} {
+	for _, d := range []string{cfg.rootfsDir(), cfg.skelDir(), cfg.devDir()} {
 		if _, err := os.Stat(d); err == nil {
 			out = append(out, "root skeleton "+d)
 		}

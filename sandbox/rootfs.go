@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,9 +18,12 @@ import (
 // private, at <StateRoot>/rootfs, which is the root of every container.
 // libcontainer's bind of the root inherits those flags, so the container's
 // / is ro,nosuid,nodev without a per-run remount (its own read-only remount
-// would drop nosuid and nodev). Per run, libcontainer only mounts onto it
-// inside the container's own mount namespace: nothing is created or
-// removed per run. New mount points and users are added through skel.
+// would drop nosuid and nodev). The static read-only binds (/usr, the /etc
+// files) are mounted once onto that bind (skelmounts.go) and arrive with
+// libcontainer's recursive bind of the root. Per run, libcontainer only
+// mounts onto it inside the container's own mount namespace: nothing is
+// created or removed per run. New mount points and users are added through
+// skel.
 
 // usrMergeNames are the top-level names Debian's usr-merge turns into
 // symlinks into /usr (trap 11). A host where one is a real directory gets a
@@ -40,6 +44,7 @@ var reservedTargets = []string{"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib6
 type skeleton struct {
 	dir      string   // writable skeleton (host only)
 	root     string   // its read-only bind: the containers' root
+	dev      string   // the shared read-only /dev (skeldev.go)
 	hostDirs []string // usr-merge names that are real directories on the host: bound read-only
 	etc      []string // etcBinds present on the host
 
@@ -48,16 +53,16 @@ type skeleton struct {
 	users   map[[2]uint32]bool
 }
 
-// buildSkeleton creates the skeleton in dir and its read-only bind at
-// root, replacing earlier ones (the caller has swept mounts under the state
-// root).
-func buildSkeleton(dir, root string) (_ *skeleton, err error) {
-	for _, d := range []string{dir, root} {
+// buildSkeleton creates the skeleton in dir, its read-only bind at root and
+// the shared /dev at dev, replacing earlier ones (the caller has swept
+// mounts under the state root).
+func buildSkeleton(dir, root, dev string) (_ *skeleton, err error) {
+	for _, d := range []string{dir, root, dev} {
 		if err := os.RemoveAll(d); err != nil {
 			return nil, fmt.Errorf("remove old root skeleton %s: %w", d, err)
 		}
 	}
-	s := &skeleton{dir: dir, root: root, targets: map[string]bool{}, users: map[[2]uint32]bool{}}
+	s := &skeleton{dir: dir, root: root, dev: dev, targets: map[string]bool{}, users: map[[2]uint32]bool{}}
 	for _, d := range []string{"", "usr", "etc", "tmp", "proc", "dev"} {
 		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
 			return nil, fmt.Errorf("root skeleton: %w", err)
@@ -82,6 +87,12 @@ func buildSkeleton(dir, root string) (_ *skeleton, err error) {
 	if err := bindReadOnly(dir, root); err != nil {
 		return nil, err
 	}
+	if err := s.mountStatic(); err != nil {
+		return nil, errors.Join(err, unmountRetry(root))
+	}
+	if err := buildDev(dev); err != nil {
+		return nil, errors.Join(err, unmountUnder(root, true))
+	}
 	return s, nil
 }
 
@@ -102,10 +113,17 @@ func bindReadOnly(dir, root string) error {
 	return nil
 }
 
-// remove unmounts the read-only bind and removes both trees.
+// remove unmounts the static binds, the read-only bind and the shared
+// /dev and removes the three trees.
 func (s *skeleton) remove() error {
-	if err := unmountRetry(s.root); err != nil {
+	if err := unmountUnder(s.root, true); err != nil {
 		return err
+	}
+	if err := unmountUnder(s.dev, true); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(s.dev); err != nil {
+		return fmt.Errorf("remove %s: %w", s.dev, err)
 	}
 	if err := os.RemoveAll(s.root); err != nil {
 		return fmt.Errorf("remove %s: %w", s.root, err)

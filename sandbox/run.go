@@ -88,8 +88,7 @@ func (m *Manager) prepare(ctx context.Context, spec *Spec) (*configs.Config, *se
 	id := fmt.Sprintf("%s%s-%d", containerPrefix, spec.ID, m.seq.Add(1))
 	return buildConfig(configInput{
 		ID: id, CgroupParent: m.cfg.CgroupParent, CgroupVersion: m.cfg.CgroupVersion,
-		Rootfs: m.skel.root, HostDirs: m.skel.hostDirs, EtcBinds: m.skel.etc,
-		Spec: spec,
+		Rootfs: m.skel.root, Dev: m.skel.dev, Spec: spec,
 	}), prog, nil
 }
 

@@ -32,7 +32,7 @@ func (m *Manager) sweep(ctx context.Context) error {
 	errs = append(errs, m.sweepContainers())
 	errs = append(errs, m.sweepCgroups(ctx))
 	errs = append(errs, m.sweepMounts())
-	for _, d := range []string{m.cfg.skelDir(), m.cfg.rootfsDir()} {
+	for _, d := range []string{m.cfg.skelDir(), m.cfg.rootfsDir(), m.cfg.devDir()} {
 		if _, err := os.Stat(d); err == nil {
 			m.log.Info("sweep: removing old root skeleton", "path", d)
 		}
