@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	seccomp "github.com/seccomp/libseccomp-golang"
 	"golang.org/x/sys/unix"
@@ -94,7 +95,7 @@ func hostBaseline(t *testing.T, probe string) map[string]string {
 }
 
 // stubThreshold is the highest syscall number named in the compiled
-// profile: runc answers ENOSYS above it.
+// profile: the program's stub (seccomp_bpf.go) answers ENOSYS above it.
 func stubThreshold(t *testing.T, allow []string) int {
 	t.Helper()
 	sc, err := compileSeccomp(allow)
@@ -179,7 +180,9 @@ func TestAttackSyscallTable(t *testing.T) {
 
 // checkSyscallTable sweeps one profile and returns its decisions.
 func checkSyscallTable(t *testing.T, s *attackSuite, names []string, host map[string]string, profile string, allow []string, golden string) []string {
-	o := runOpts{profile: func(p *policy.Profile) { p.Seccomp = profile }}
+	// ~3 s on an idle machine; a make test run beside other builds once
+	// took more than the suite's 15 s.
+	o := runOpts{profile: func(p *policy.Profile) { p.Seccomp, p.Timeout = profile, time.Minute }}
 	out := s.run(t, o, s.probePath, "syscalls", strconv.Itoa(sweepMax))
 	if out.err != nil || out.res.ExitCode != 0 {
 		t.Fatalf("probe run failed: %v", out)
@@ -196,11 +199,11 @@ func checkSyscallTable(t *testing.T, s *attackSuite, names []string, host map[st
 		}
 		decisions[nr] = decision(l, host[strconv.Itoa(nr)])
 	}
-	// runc prepends a stub answering ENOSYS for numbers above the highest
-	// syscall its profile names, so that glibc falls back from syscalls
-	// newer than the profile.
+	// The compiled program starts with a stub answering ENOSYS for
+	// numbers above the highest syscall the profile names (as runc's
+	// did), so that glibc falls back from syscalls newer than the profile.
 	stub := stubThreshold(t, allow)
-	t.Logf("runc ENOSYS stub starts after syscall %d (%s)", stub, names[stub])
+	t.Logf("ENOSYS stub starts after syscall %d (%s)", stub, names[stub])
 	for nr, d := range decisions {
 		checkDecision(t, names, stub, nr, d)
 	}

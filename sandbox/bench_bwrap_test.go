@@ -13,9 +13,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/opencontainers/runc/libcontainer/configs"
-	seccomp "github.com/seccomp/libseccomp-golang"
 )
 
 // bwrapCgroupParent is where the bubblewrap leg creates one memory and one
@@ -203,58 +200,18 @@ func writeBenchEtc(dir string) (string, error) {
 	return etc, nil
 }
 
-// writeBenchBPF exports the very rules execgate's "default" profile
-// compiles to (compileSeccomp), through libseccomp for the native
-// architecture only, as bwrap's --seccomp program. Only runc's ENOSYS stub
-// for unknown future syscalls is missing, which costs nothing measurable.
+// writeBenchBPF writes the very program execgate's containers load for
+// the "default" profile (seccomp_bpf.go: the ENOSYS stub and libseccomp's
+// export of the rules, native architecture only) as bwrap's --seccomp
+// program.
 func writeBenchBPF(path string) error {
 	sc, err := compileSeccomp(defaultAllow)
 	if err != nil {
 		return fmt.Errorf("compile default profile: %w", err)
 	}
-	f, err := seccomp.NewFilter(seccomp.ActErrno.SetReturnCode(int16(*sc.DefaultErrnoRet)))
-	if err != nil {
-		return fmt.Errorf("seccomp filter: %w", err)
-	}
-	defer f.Release()
-	for _, r := range sc.Syscalls {
-		nr, err := seccomp.GetSyscallFromName(r.Name)
-		if err != nil {
-			continue
-		}
-		action := seccomp.ActAllow
-		if r.Action == configs.Errno {
-			action = seccomp.ActErrno.SetReturnCode(int16(*r.ErrnoRet))
-		} else if r.Action != configs.Allow {
-			return fmt.Errorf("rule %s: action %v not handled by the benchmark", r.Name, r.Action)
-		}
-		var conds []seccomp.ScmpCondition
-		for _, a := range r.Args {
-			if a.Op != configs.MaskEqualTo {
-				return fmt.Errorf("rule %s: operator %v not handled by the benchmark", r.Name, a.Op)
-			}
-			c, err := seccomp.MakeCondition(a.Index, seccomp.CompareMaskedEqual, a.Value, a.ValueTwo)
-			if err != nil {
-				return fmt.Errorf("rule %s: %w", r.Name, err)
-			}
-			conds = append(conds, c)
-		}
-		if len(conds) == 0 {
-			err = f.AddRule(nr, action)
-		} else {
-			err = f.AddRuleConditional(nr, action, conds)
-		}
-		if err != nil {
-			return fmt.Errorf("rule %s: %w", r.Name, err)
-		}
-	}
-	out, err := os.Create(path)
+	prog, err := seccompBPF(sc)
 	if err != nil {
 		return err
 	}
-	if err := f.ExportBPF(out); err != nil {
-		out.Close()
-		return fmt.Errorf("export bpf: %w", err)
-	}
-	return out.Close()
+	return os.WriteFile(path, prog, 0o644)
 }

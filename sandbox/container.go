@@ -44,13 +44,19 @@ func (r *run) startOnce() error {
 		return fmt.Errorf("create container: %w", err)
 	}
 	r.container = c
+	args, err := initArgs(r.spec)
+	if err != nil {
+		return err
+	}
+	// PID 1 (package pid1) starts the command: its environment travels in
+	// a memfd, PID 1's own stays empty (libcontainer adds HOME).
 	p := &libcontainer.Process{
-		Args: r.spec.Argv,
-		Env:  r.spec.Env,
-		Cwd:  r.spec.Cwd,
-		UID:  int(r.spec.Profile.UID),
-		GID:  int(r.spec.Profile.GID),
-		Init: true,
+		Args:       args,
+		Cwd:        r.spec.Cwd,
+		UID:        int(r.spec.Profile.UID),
+		GID:        int(r.spec.Profile.GID),
+		Init:       true,
+		ExtraFiles: []*os.File{r.io.statusW, r.seccomp.file, r.io.env}, // pid1.StatusFD, FilterFD, EnvFD
 	}
 	if r.spec.TTY {
 		// Output arrives on the pty; the size starts at 80x24 until a

@@ -13,6 +13,10 @@
 //		Cwd: dec.Cwd, Mounts: dec.Mounts, Profile: *dec.Profile, Stdout: w, Stderr: w})
 //
 // The binary must act as libcontainer's init when started as
-// "<binary> init" (cmd/execgate/init.go). docs/sandbox.md describes the
-// sandbox, its mount table, seccomp profiles, limits and life cycle.
+// "<binary> init" (cmd/execgate/init.go). Every container's PID 1 is the
+// same binary again, started as /.execgate/init: package sandbox/pid1,
+// which this package links in, loads the profile's precompiled seccomp
+// program, runs the command as its child, forwards signals and reports
+// the command's exact end. docs/sandbox.md describes the sandbox, its
+// mount table, seccomp profiles, PID 1, limits and life cycle.
 package sandbox

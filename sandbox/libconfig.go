@@ -65,7 +65,6 @@ type configInput struct {
 	CgroupVersion int
 	Rootfs        string
 	Dev           string // the shared read-only /dev (skeldev.go)
-	Seccomp       *configs.Seccomp
 	Spec          *Spec
 }
 
@@ -95,9 +94,11 @@ func buildConfig(in configInput) *configs.Config {
 		ReadonlyPaths:   readonlyPaths,
 		Rlimits:         buildRlimits(p),
 		OomScoreAdj:     &oomScore,
-		Seccomp:         in.Seccomp,
-		Cgroups:         buildCgroup(in),
-		Version:         "1.2.0",
+		// No Seccomp: the container's PID 1 (package pid1) loads the
+		// profile's precompiled program (seccomp_bpf.go) for itself and
+		// the command; NoNewPrivileges above is what lets it.
+		Cgroups: buildCgroup(in),
+		Version: "1.2.0",
 	}
 	if p.Network == policy.NetworkLoopback {
 		cfg.Networks = []*configs.Network{{Type: "loopback"}}
@@ -189,7 +190,9 @@ func cgroupPath(parent, id string) string { return path.Join(parent, id) }
 
 func buildCgroup(in configInput) *cgroups.Cgroup {
 	p := &in.Spec.Profile
-	pids := p.Pids
+	// The profile's limit is for the command and its children; PID 1
+	// (package pid1) is one more process in the cgroup.
+	pids := p.Pids + 1
 	r := &cgroups.Resources{
 		Devices:     deviceRules(in.Spec.TTY),
 		Memory:      p.MemoryBytes,

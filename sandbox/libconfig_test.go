@@ -14,8 +14,7 @@ import (
 func testConfigInput(version int, spec *Spec) configInput {
 	return configInput{
 		ID: "job-1", CgroupParent: "/execgate/inst", CgroupVersion: version,
-		Rootfs:  "/run/execgate/inst/rootfs",
-		Seccomp: &configs.Seccomp{}, Spec: spec,
+		Rootfs: "/run/execgate/inst/rootfs", Spec: spec,
 	}
 }
 
@@ -31,8 +30,8 @@ func TestBuildConfigCgroups(t *testing.T) {
 		if cg.Memory != 64<<20 || cg.MemorySwap != cg.Memory {
 			t.Errorf("v%d: got memory %d swap %d, want %d and swap == memory", version, cg.Memory, cg.MemorySwap, 64<<20)
 		}
-		if cg.PidsLimit == nil || *cg.PidsLimit != 32 {
-			t.Errorf("v%d: got pids %v, want 32", version, cg.PidsLimit)
+		if cg.PidsLimit == nil || *cg.PidsLimit != 33 {
+			t.Errorf("v%d: got pids %v, want 33 (the profile's 32 and PID 1)", version, cg.PidsLimit)
 		}
 		if cg.CpuQuota != 50000 || cg.CpuPeriod != 100000 {
 			t.Errorf("v%d: got quota %d/%d, want 50000/100000", version, cg.CpuQuota, cg.CpuPeriod)
@@ -202,6 +201,8 @@ func TestEndedBy(t *testing.T) {
 		{"sigxcpu", "", Result{ExitCode: -1, Signal: "SIGXCPU"}, cgroupCounters{}, 2 * time.Second, EndedCPU},
 		{"hard cpu limit", "", Result{ExitCode: -1, Signal: "SIGKILL"}, cgroupCounters{}, 2 * time.Second, EndedCPU},
 		{"sigkill without cpu", "", Result{ExitCode: -1, Signal: "SIGKILL"}, cgroupCounters{}, 10 * time.Millisecond, EndedExit},
+		{"sigxcpu, rusage trailing", "", Result{ExitCode: -1, Signal: "SIGXCPU"}, cgroupCounters{}, 1950 * time.Millisecond, EndedCPU},
+		{"sigxcpu sent early", "", Result{ExitCode: -1, Signal: "SIGXCPU"}, cgroupCounters{}, 1700 * time.Millisecond, EndedExit},
 		{"pids and failure", "", Result{ExitCode: 2}, cgroupCounters{PidsMax: 3}, 0, EndedPids},
 		{"pids but success", "", Result{ExitCode: 0}, cgroupCounters{PidsMax: 3}, 0, EndedExit},
 	}

@@ -32,7 +32,7 @@ func TestCgroupV2Files(t *testing.T) {
 			memory: 64 << 20, pids: 32, shares: 1024, quota: 0.5,
 			wantPath: "/sys/fs/cgroup/execgate/inst/eg-job-1",
 			wantFiles: map[string]string{
-				"memory.max": "67108864", "memory.swap.max": "0", "pids.max": "32",
+				"memory.max": "67108864", "memory.swap.max": "0", "pids.max": "33", // the profile's 32 + PID 1
 				"cpu.max": "50000 100000", "cpu.weight": "100",
 			},
 		},
@@ -41,7 +41,7 @@ func TestCgroupV2Files(t *testing.T) {
 			memory: 1 << 30, pids: 256, shares: 512, quota: 2,
 			wantPath: "/sys/fs/cgroup/system.slice/execgate.service/sandboxes/eg-x-2",
 			wantFiles: map[string]string{
-				"memory.max": "1073741824", "memory.swap.max": "0", "pids.max": "256",
+				"memory.max": "1073741824", "memory.swap.max": "0", "pids.max": "257",
 				"cpu.max": "200000 100000", "cpu.weight": "59", // log-quadratic map: 2->1, 1024->100, 262144->10000
 			},
 		},
@@ -50,7 +50,7 @@ func TestCgroupV2Files(t *testing.T) {
 			memory: 4 << 20, pids: 1, shares: 2, quota: 0.001,
 			wantPath: "/sys/fs/cgroup/execgate/inst/eg-t-3",
 			wantFiles: map[string]string{
-				"memory.max": "4194304", "memory.swap.max": "0", "pids.max": "1",
+				"memory.max": "4194304", "memory.swap.max": "0", "pids.max": "2",
 				"cpu.max": "1000 100000", "cpu.weight": "1",
 			},
 		},

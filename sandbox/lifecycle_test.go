@@ -27,7 +27,7 @@ func TestSelfcheck(t *testing.T) {
 	for _, c := range checks {
 		names[c.Name] = true
 	}
-	for _, want := range []string{"root", "namespace net", "seccomp support built in", "binary location", "overlayfs"} {
+	for _, want := range []string{"root", "namespace net", "seccomp support built in", "binary location", "overlayfs", "pid 1 binary", "pid 1 self-test"} {
 		if !names[want] {
 			t.Errorf("check %q missing from %v", want, names)
 		}
@@ -253,30 +253,24 @@ func TestSignal(t *testing.T) {
 	m := newTestManager(t)
 	p := testProfile()
 	p.Timeout = 10 * time.Second
-	done := make(chan runOut, 1)
+	done := make(chan Result, 1)
+	out := newReadyWriter("ready\n")
 	go func() {
-		var out strings.Builder
-		res, err := m.Run(context.Background(), Spec{ID: "sig-1", Argv: []string{"/bin/sh", "-c", "trap 'echo got-term; exit 5' TERM; while :; do sleep 0.05; done"}, Profile: p, Stdout: &out})
+		res, err := m.Run(context.Background(), Spec{ID: "sig-1", Argv: []string{"/bin/sh", "-c", "trap 'echo got-term; exit 5' TERM; echo ready; while :; do sleep 0.05; done"}, Profile: p, Stdout: out})
 		if err != nil {
 			t.Error(err)
 		}
-		done <- runOut{Result: res, Stdout: out.String()}
+		done <- res
 	}()
-	// Signal until the run ends: the first TERM may arrive before the
-	// shell has set its trap (pid 1 ignores unhandled signals).
-	var got runOut
-	for waiting := true; waiting; {
-		select {
-		case got = <-done:
-			waiting = false
-		case <-time.After(100 * time.Millisecond):
-			if err := m.Signal("sig-1", syscall.SIGTERM); err != nil && !errors.Is(err, ErrNoRun) {
-				t.Errorf("Signal: %v", err)
-			}
-		}
+	// The trap is set once "ready" is out (before it, TERM would end the
+	// shell: it is not the namespace's init, package pid1).
+	out.waitReady(t)
+	if err := m.Signal("sig-1", syscall.SIGTERM); err != nil {
+		t.Errorf("Signal: %v", err)
 	}
-	if got.ExitCode != 5 || got.Stdout != "got-term\n" || got.EndedBy != EndedExit {
-		t.Errorf("got exit %d stdout %q ended %q, want 5, got-term, exit", got.ExitCode, got.Stdout, got.EndedBy)
+	got := <-done
+	if got.ExitCode != 5 || out.String() != "ready\ngot-term\n" || got.EndedBy != EndedExit {
+		t.Errorf("got exit %d stdout %q ended %q, want 5, got-term, exit", got.ExitCode, out.String(), got.EndedBy)
 	}
 	if err := m.Signal("sig-1", syscall.SIGTERM); !errors.Is(err, ErrNoRun) {
 		t.Errorf("signal after the run: got %v, want ErrNoRun", err)

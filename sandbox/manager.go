@@ -10,7 +10,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/opencontainers/runc/libcontainer/configs"
 	"golang.org/x/sys/unix"
 
 	"github.com/execgate/execgate/policy"
@@ -30,7 +29,7 @@ type Manager struct {
 	warm     *cgroupWarmer // nil on cgroup v2
 
 	seccompMu    sync.Mutex
-	seccompCache map[string]*configs.Seccomp
+	seccompCache map[string]*seccompProgram
 
 	mu     sync.Mutex
 	closed bool
@@ -59,7 +58,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Manager{cfg: cfg, log: log, locks: locks, seccompCache: map[string]*configs.Seccomp{}, active: map[string]map[*run]struct{}{}}
+	m := &Manager{cfg: cfg, log: log, locks: locks, seccompCache: map[string]*seccompProgram{}, active: map[string]map[*run]struct{}{}}
 	if err := m.setUp(ctx); err != nil {
 		m.releaseLocks()
 		return nil, err
@@ -83,6 +82,9 @@ func (m *Manager) setUp(ctx context.Context) (err error) {
 		return fmt.Errorf("sweep leftovers: %w", err)
 	}
 	if m.skel, err = buildSkeleton(m.cfg.skelDir(), m.cfg.rootfsDir(), m.cfg.devDir()); err != nil {
+		return err
+	}
+	if err := m.mountShim(); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(m.cfg.containersDir(), 0o700); err != nil {
@@ -132,6 +134,10 @@ func (m *Manager) Close() error {
 		// The instance's parent cgroups, empty now; busy ones stay.
 		_ = unix.Rmdir(filepath.Join(mnt, m.cfg.CgroupParent))
 	}
+	if uerr := m.unmountShim(); uerr != nil {
+		err = errors.Join(err, fmt.Errorf("unmount pid 1 binary: %w", uerr))
+	}
+	m.closeSeccomp()
 	if rerr := m.skel.remove(); rerr != nil {
 		err = errors.Join(err, fmt.Errorf("remove root skeleton: %w", rerr))
 	}
@@ -139,9 +145,9 @@ func (m *Manager) Close() error {
 	return err
 }
 
-// seccompFor returns the compiled seccomp config of a profile's named
+// seccompFor returns the compiled seccomp program of a profile's named
 // seccomp profile, compiling it once.
-func (m *Manager) seccompFor(p *policy.Profile) (*configs.Seccomp, error) {
+func (m *Manager) seccompFor(p *policy.Profile) (*seccompProgram, error) {
 	key := seccompKey(p.Seccomp, p.SeccompFile, p.NoExecWork)
 	m.seccompMu.Lock()
 	defer m.seccompMu.Unlock()
@@ -164,6 +170,9 @@ func (m *Manager) seccompFor(p *policy.Profile) (*configs.Seccomp, error) {
 		if err != nil {
 			return nil, err
 		}
+		if err := checkPID1Syscalls(f.Allow); err != nil {
+			return nil, fmt.Errorf("seccomp profile %s: %w", p.SeccompFile, err)
+		}
 		allow = f.Allow
 	}
 	if p.NoExecWork {
@@ -173,6 +182,20 @@ func (m *Manager) seccompFor(p *policy.Profile) (*configs.Seccomp, error) {
 	if err != nil {
 		return nil, fmt.Errorf("compile seccomp profile %q: %w", p.Seccomp, err)
 	}
-	m.seccompCache[key] = sc
-	return sc, nil
+	prog, err := exportSeccomp(sc)
+	if err != nil {
+		return nil, fmt.Errorf("compile seccomp profile %q: %w", p.Seccomp, err)
+	}
+	m.seccompCache[key] = prog
+	return prog, nil
+}
+
+// closeSeccomp releases the compiled programs (Close, after every run).
+func (m *Manager) closeSeccomp() {
+	m.seccompMu.Lock()
+	defer m.seccompMu.Unlock()
+	for k, prog := range m.seccompCache {
+		prog.file.Close()
+		delete(m.seccompCache, k)
+	}
 }

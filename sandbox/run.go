@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/execgate/execgate/policy"
+	"github.com/execgate/execgate/sandbox/pid1"
 )
 
 // validID reports whether s is 1-64 of [A-Za-z0-9_.-], starting with a
@@ -46,48 +47,49 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (Result, error) {
 	// Warm the cgroup semaphore while the run is prepared (trap 9).
 	warmDone := m.warm.begin()
 	defer warmDone()
-	cfg, err := m.prepare(ctx, &spec)
+	cfg, prog, err := m.prepare(ctx, &spec)
 	if err != nil {
 		return Result{}, err
 	}
-	r := &run{m: m, spec: &spec, id: cfg.Cgroups.Path[len(m.cfg.CgroupParent)+1:], cfg: cfg, started: warmDone}
+	r := &run{m: m, spec: &spec, id: cfg.Cgroups.Path[len(m.cfg.CgroupParent)+1:], cfg: cfg, seccomp: prog, started: warmDone}
 	return r.execute(ctx)
 }
 
 // prepare validates spec, checks free space, creates the workspace and
-// mount points and returns the container configuration.
-func (m *Manager) prepare(ctx context.Context, spec *Spec) (*configs.Config, error) {
+// mount points and returns the container configuration and the profile's
+// seccomp program (loaded by the container's PID 1).
+func (m *Manager) prepare(ctx context.Context, spec *Spec) (*configs.Config, *seccompProgram, error) {
 	if err := validateSpec(spec); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	p := &spec.Profile
 	if err := checkFreeSpace(m.cfg.StateRoot, m.cfg.MinFreeBytes); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := m.skel.ensureUser(p.UID, p.GID); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for _, mt := range spec.Mounts {
 		if err := m.skel.ensureTarget(mt.Target); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if mt.Workspace {
 			if err := m.prepareWorkspace(ctx, mt, p); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		} else if err := checkSource(mt.Source); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	sc, err := m.seccompFor(p)
+	prog, err := m.seccompFor(p)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	id := fmt.Sprintf("%s%s-%d", containerPrefix, spec.ID, m.seq.Add(1))
 	return buildConfig(configInput{
 		ID: id, CgroupParent: m.cfg.CgroupParent, CgroupVersion: m.cfg.CgroupVersion,
-		Rootfs: m.skel.root, Dev: m.skel.dev, Seccomp: sc, Spec: spec,
-	}), nil
+		Rootfs: m.skel.root, Dev: m.skel.dev, Spec: spec,
+	}), prog, nil
 }
 
 func (m *Manager) prepareWorkspace(ctx context.Context, mt policy.Mount, p *policy.Profile) error {
@@ -121,10 +123,15 @@ func validateSpec(s *Spec) error {
 			return &SpecError{Field: "argv", Reason: "NUL byte in an argument"}
 		}
 	}
+	envBytes := 0
 	for _, e := range s.Env {
 		if k, _, ok := strings.Cut(e, "="); !ok || k == "" || strings.IndexByte(e, 0) >= 0 {
 			return &SpecError{Field: "env", Reason: "entries must be KEY=VALUE without NUL"}
 		}
+		envBytes += len(e) + 1
+	}
+	if envBytes > pid1.MaxEnvBytes-len("HOME=/root")-1 {
+		return &SpecError{Field: "env", Reason: fmt.Sprintf("%d bytes: at most %d", envBytes, pid1.MaxEnvBytes)}
 	}
 	if s.Cwd == "" {
 		s.Cwd = "/"
@@ -151,6 +158,8 @@ type run struct {
 	spec *Spec
 	id   string
 	cfg  *configs.Config
+	// seccomp is the profile's program, loaded by the container's PID 1.
+	seccomp *seccompProgram
 	// started is called once the container is started (or failed to).
 	started func()
 
@@ -204,7 +213,14 @@ func (r *run) execute(ctx context.Context) (res Result, err error) {
 	closeAbort()
 	res.Duration = time.Since(t0)
 	fillOutput(&res, out)
-	fillExit(&res, state)
+	status, serr := readInitStatus(r.io.statusR)
+	ws, err := initOutcome(status, serr, state)
+	if err != nil {
+		// PID 1 failed (the command did not run, or could not be
+		// supervised): a start error, never a result.
+		return Result{}, &StartError{ID: r.id, Attempts: 1, Err: err}
+	}
+	fillExit(&res, ws)
 	counters := readCounters(r.m.cfg.CgroupVersion, r.cfg.Cgroups.Path)
 	res.EndedBy = endedBy(ended, &res, counters, cpuTime(state), r.spec.Profile.CPUSeconds)
 	return res, nil
@@ -255,10 +271,12 @@ func (r *run) supervise(ctx context.Context, gate *outputGate) (EndedBy, *os.Pro
 }
 
 // endedBy decides what ended the run: the supervisor's reason first, then
-// the cgroup's counters, then the signal. RLIMIT_CPU shows as SIGXCPU, or
-// as SIGKILL at the hard limit when the command ignores SIGXCPU (a
-// namespace's pid 1 ignores it unless it has a handler); either counts as
-// "cpu" only when the command's own CPU time reached the limit.
+// the cgroup's counters, then the signal. RLIMIT_CPU shows as SIGXCPU at
+// the soft limit, or as SIGKILL at the hard limit when the command handles
+// or ignores SIGXCPU; either counts as "cpu" only when the CPU time of the
+// command and its children reached the limit. The rusage the kernel
+// reports can trail the exact run time its RLIMIT_CPU check uses by a few
+// percent (seen: 975 ms at a 1 s limit), hence cpuLimitSlack.
 func endedBy(supervisor EndedBy, res *Result, c cgroupCounters, cpu time.Duration, cpuLimit uint64) EndedBy {
 	cpuSignal := res.Signal == "SIGXCPU" || res.Signal == "SIGKILL"
 	switch {
@@ -266,7 +284,7 @@ func endedBy(supervisor EndedBy, res *Result, c cgroupCounters, cpu time.Duratio
 		return supervisor
 	case c.OOMKills > 0:
 		return EndedMemory
-	case cpuSignal && cpu >= time.Duration(cpuLimit)*time.Second:
+	case cpuSignal && cpu >= time.Duration(cpuLimit)*time.Second*cpuLimitSlack/100:
 		return EndedCPU
 	case c.PidsMax > 0 && res.ExitCode != 0:
 		return EndedPids
@@ -274,7 +292,12 @@ func endedBy(supervisor EndedBy, res *Result, c cgroupCounters, cpu time.Duratio
 	return EndedExit
 }
 
-// cpuTime is the user+system time of the command (pid 1 of the container).
+// cpuLimitSlack is the percentage of the CPU limit a SIGXCPU or SIGKILL
+// death needs to count as "cpu".
+const cpuLimitSlack = 90
+
+// cpuTime is the user+system time of the container's PID 1 and every
+// process it reaped: the command and its children.
 func cpuTime(st *os.ProcessState) time.Duration {
 	if st == nil {
 		return 0
@@ -282,15 +305,9 @@ func cpuTime(st *os.ProcessState) time.Duration {
 	return st.UserTime() + st.SystemTime()
 }
 
-func fillExit(res *Result, st *os.ProcessState) {
-	if st == nil {
-		res.ExitCode = -1
-		return
-	}
-	ws, ok := st.Sys().(syscall.WaitStatus)
+// fillExit sets the exit code (-1 when killed) and signal of the command.
+func fillExit(res *Result, ws syscall.WaitStatus) {
 	switch {
-	case !ok:
-		res.ExitCode = st.ExitCode()
 	case ws.Signaled():
 		res.ExitCode = -1
 		res.Signal = signalName(ws.Signal())

@@ -114,11 +114,21 @@ echo t > /tmp/t && echo ok-tmp`
 func TestRunLimits(t *testing.T) {
 	m := newTestManager(t)
 	t.Run("timeout", func(t *testing.T) {
+		// TERM reaches a command without a handler (it is not the
+		// namespace's init: package pid1), well before the grace ends.
 		p := testProfile()
-		p.Timeout, p.KillGrace = 200*time.Millisecond, 100*time.Millisecond
-		got := runSpec(t, m, Spec{Argv: []string{"/bin/sleep", "30"}, Profile: p})
-		if got.EndedBy != EndedTimeout || got.Signal != "SIGKILL" {
-			t.Errorf("got ended %q signal %q, want timeout SIGKILL", got.EndedBy, got.Signal)
+		p.Timeout, p.KillGrace = 200*time.Millisecond, 10*time.Second
+		got := runSpec(t, m, Spec{Argv: []string{"/bin/sleep", "60"}, Profile: p})
+		if got.EndedBy != EndedTimeout || got.Signal != "SIGTERM" || got.Duration > 5*time.Second {
+			t.Errorf("got ended %q signal %q after %v, want timeout SIGTERM before the grace", got.EndedBy, got.Signal, got.Duration)
+		}
+	})
+	t.Run("timeout TERM ignored", func(t *testing.T) {
+		p := testProfile()
+		p.Timeout, p.KillGrace = 200*time.Millisecond, 300*time.Millisecond
+		got := runSpec(t, m, Spec{Argv: []string{"/bin/sh", "-c", "trap '' TERM; sleep 60"}, Profile: p})
+		if got.EndedBy != EndedTimeout || got.Signal != "SIGKILL" || got.Duration < 500*time.Millisecond {
+			t.Errorf("got ended %q signal %q after %v, want timeout SIGKILL after the grace", got.EndedBy, got.Signal, got.Duration)
 		}
 	})
 	t.Run("timeout TERM honoured", func(t *testing.T) {
@@ -278,6 +288,7 @@ func TestRunRefusals(t *testing.T) {
 		{"relative argv", func(s *Spec) { s.Argv = []string{"echo"} }, ErrBadSpec},
 		{"empty argv", func(s *Spec) { s.Argv = nil }, ErrBadSpec},
 		{"bad id", func(s *Spec) { s.ID = "../x" }, ErrBadSpec},
+		{"environment too big", func(s *Spec) { s.Env = []string{"A=" + strings.Repeat("x", 9<<20)} }, ErrBadSpec},
 		{"zero memory", func(s *Spec) { s.Profile.MemoryBytes = 0 }, ErrBadSpec},
 		{"tty not allowed", func(s *Spec) { s.TTY = true }, ErrBadSpec},
 		{"reserved target", func(s *Spec) {

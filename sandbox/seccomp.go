@@ -150,7 +150,9 @@ func ValidateSyscallNames(names []string) error {
 	return nil
 }
 
-// compileSeccomp turns an allowlist into libcontainer's seccomp config:
+// compileSeccomp turns an allowlist into its rules (in libcontainer's
+// configs.Seccomp type; seccomp_bpf.go compiles them to the program the
+// containers' PID 1 loads):
 // default action EPERM, native architecture only (other architectures are
 // killed by libseccomp's bad-arch action), argument filters on clone,
 // socket, socketpair, ioctl and personality, and clone3 -> ENOSYS so glibc

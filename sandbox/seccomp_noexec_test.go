@@ -65,7 +65,7 @@ func TestSeccompForNoexec(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return slices.ContainsFunc(sc.Syscalls, func(s *configs.Syscall) bool { return s.Name == "memfd_create" })
+		return slices.ContainsFunc(sc.rules.Syscalls, func(s *configs.Syscall) bool { return s.Name == "memfd_create" })
 	}
 	if !has(&policy.Profile{Seccomp: SeccompDefault}) {
 		t.Error("default without noexec: memfd_create not allowed, want allowed")

@@ -33,6 +33,7 @@ func Selfcheck(cfg Config) ([]Check, error) {
 	checks = append(checks, checkSeccomp()...)
 	checks = append(checks, checkCgroups(cfg)...)
 	checks = append(checks, checkBinary(cfg)...)
+	checks = append(checks, checkShimBinary(), checkShimRuns())
 	for _, c := range checks {
 		if !c.OK {
 			return checks, &SelfcheckError{Check: c.Name, Detail: c.Detail}

@@ -9,10 +9,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Signal delivers sig to the command of every running Spec with this ID
-// (its pid 1: like any namespace init it only sees signals it handles,
-// except SIGKILL, which ends the whole container). SIGINT, SIGTERM,
-// SIGHUP and SIGKILL are delivered; anything else is ErrSignal. A Spec.ID
+// Signal delivers sig to the command of every running Spec with this ID:
+// SIGINT, SIGTERM and SIGHUP through the container's PID 1 (package
+// pid1), which forwards them to the command, so they act as anywhere else
+// (a command without a handler dies of them); SIGKILL ends the whole
+// container. Anything else is ErrSignal. A Spec.ID
 // with nothing running is ErrNoRun. The run's Result then says how the
 // command ended (a SIGKILL sent here shows as signal SIGKILL, ended_by
 // exit; cancel the run's context to have it reported as killed).

@@ -39,8 +39,8 @@ func TestSkeletonStaticBinds(t *testing.T) {
 	m := newTestManager(t)
 	mounts := hostMountsUnderRoot(t, m.skel.root)
 	binds := m.skel.staticBinds()
-	if len(mounts) != len(binds)+1 {
-		t.Errorf("got %d mounts under %s, want the root bind and %d static binds", len(mounts), m.skel.root, len(binds))
+	if len(mounts) != len(binds)+2 {
+		t.Errorf("got %d mounts under %s, want the root bind, %d static binds and PID 1's binary", len(mounts), m.skel.root, len(binds))
 	}
 	check := func(point, source string, want []string) {
 		i := mounts[point]
@@ -126,8 +126,8 @@ func TestSweepStaticBinds(t *testing.T) {
 	if err != nil {
 		t.Fatalf("New over a crashed skeleton: %v", err)
 	}
-	if got := hostMountsUnderRoot(t, m2.skel.root); len(got) != len(m2.skel.staticBinds())+1 {
-		t.Errorf("got %d mounts under the new skeleton, want %d (stacked on leftovers?)", len(got), len(m2.skel.staticBinds())+1)
+	if got := hostMountsUnderRoot(t, m2.skel.root); len(got) != len(m2.skel.staticBinds())+2 {
+		t.Errorf("got %d mounts under the new skeleton, want %d (stacked on leftovers?)", len(got), len(m2.skel.staticBinds())+2)
 	}
 	out := runSpec(t, m2, Spec{Argv: []string{"/bin/true"}, Profile: testProfile()})
 	if out.ExitCode != 0 {
