@@ -122,7 +122,8 @@ func (s *Server) decide(c *gin.Context, dryRun bool) (*execRequest, []byte, poli
 	d := decideWith(c.Request.Context(), set, req.policyRequest(p))
 	ev := s.decisionEvent(c, &req, &d)
 	ev.DryRun = dryRun
-	if err := s.audit.Record(c.Request.Context(), ev); err != nil {
+	withAuth(c, &ev) // the decision line is the request's auth record
+	if err := s.recordAuthed(c, ev); err != nil {
 		return nil, nil, d, auditUnavailable(err)
 	}
 	if !d.Allowed {

@@ -51,8 +51,14 @@ func testSandbox(t testing.TB) *sandbox.Manager {
 		if sbErr != nil {
 			return
 		}
+		// EXECGATE_TEST_INSTANCE lets two checkouts test side by side
+		// (an instance's cgroup parent is locked by one process).
+		instance := "gwtest"
+		if v := os.Getenv("EXECGATE_TEST_INSTANCE"); v != "" {
+			instance = v
+		}
 		sbMgr, sbErr = sandbox.New(context.Background(), sandbox.Config{
-			Instance:  "gwtest",
+			Instance:  instance,
 			StateRoot: filepath.Join(sbDir, "state"),
 		}, slog.New(slog.DiscardHandler))
 	})

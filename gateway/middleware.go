@@ -245,19 +245,13 @@ func (s *Server) authenticate(c *gin.Context) {
 		s.authFailed(c, &TokenError{Reason: "missing"})
 		return
 	}
-	p, fresh, err := s.verifier.Load().verify(tok)
+	p, _, err := s.verifier.Load().verify(tok)
 	if err != nil {
 		s.authFailed(c, err)
 		return
 	}
 	c.Set(ctxPrincipal, p)
-	if fresh { // one auth_success line per token, when it is first verified
-		ev := s.event(c, EventAuthSuccess)
-		ev.AuthMethod, ev.KeyID = "jwt", p.KeyID
-		if err := s.audit.Record(c.Request.Context(), ev); err != nil {
-			s.log.Error("audit", slog.String("request_id", requestID(c)), slog.String("error", err.Error()))
-		}
-	}
+	s.startAuthRecord(c, p) // every authenticated request leaves an auth record (authaudit.go)
 	c.Next()
 }
 
