@@ -136,4 +136,3 @@ func (w *authWriter) Flush() {
 	w.ensure(w.ResponseWriter.Status())
 	w.ResponseWriter.Flush()
 }
-
