@@ -44,10 +44,9 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -107,6 +106,7 @@ type Auditor struct {
 
 type auditReq struct {
 	line []byte
+	buf  []byte     // line's storage, kept for reuse
 	done chan error // buffered: the writer never blocks on it
 }
 
@@ -171,30 +171,42 @@ func (a *Auditor) Stats() AuditStats {
 // is written and fsynced (nil), or the reason it is not (an error matching
 // ErrAuditUnavailable, or ctx.Err()). A zero ev.Time is set to now.
 func (a *Auditor) Record(ctx context.Context, ev Event) error {
-	line, err := a.encode(ev)
+	r := auditReqPool.Get().(*auditReq)
+	line, err := a.appendLine(r.buf[:0], ev)
 	if err != nil {
+		auditReqPool.Put(r)
 		return err
 	}
-	r := &auditReq{line: line, done: make(chan error, 1)}
+	r.line = line
 	a.mu.RLock()
 	if a.closed {
 		a.mu.RUnlock()
+		auditReqPool.Put(r)
 		return ErrAuditClosed
 	}
 	select {
 	case a.reqs <- r:
 	case <-ctx.Done():
 		a.mu.RUnlock()
+		auditReqPool.Put(r)
 		return ctx.Err()
 	}
 	a.mu.RUnlock()
 	select {
 	case err := <-r.done:
+		if cap(r.line) <= 64<<10 { // the writer is done with it: reuse
+			r.buf, r.line = r.line[:0], nil
+			auditReqPool.Put(r)
+		}
 		return err
 	case <-ctx.Done():
-		return ctx.Err()
+		return ctx.Err() // the writer still holds r: not reused
 	}
 }
+
+// auditReqPool recycles requests (line buffer and done channel) of
+// Records that completed.
+var auditReqPool = sync.Pool{New: func() any { return &auditReq{done: make(chan error, 1), buf: make([]byte, 0, 1024)} }}
 
 // Reopen closes the audit log and opens Path again: after a rotation moved
 // the file away, new lines go to a new file. Lines already accepted are
@@ -235,6 +247,11 @@ func (a *Auditor) control(op auditOp) error {
 }
 
 func (a *Auditor) encode(ev Event) ([]byte, error) {
+	return a.appendLine(nil, ev)
+}
+
+// appendLine redacts ev and appends its JSON line to b.
+func (a *Auditor) appendLine(b []byte, ev Event) ([]byte, error) {
 	if ev.Type == "" {
 		return nil, &AuditError{Op: "encode", Path: a.path, Err: errors.New("event without a type")}
 	}
@@ -242,14 +259,11 @@ func (a *Auditor) encode(ev Event) ([]byte, error) {
 		ev.Time = time.Now()
 	}
 	ev.Time = ev.Time.UTC()
-	ev = a.red.Event(ev)
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(ev); err != nil { // Encode appends the '\n'
-		return nil, &AuditError{Op: "encode", Path: a.path, Err: err}
+	if y := ev.Time.Year(); y < 0 || y > 9999 { // what encoding/json refuses
+		return nil, &AuditError{Op: "encode", Path: a.path, Err: fmt.Errorf("time %s out of range", ev.Time)}
 	}
-	return b.Bytes(), nil
+	ev = a.red.Event(ev)
+	return appendEvent(b, &ev), nil
 }
 
 // run is the writer goroutine: it group-commits lines and serves Reopen and
@@ -298,8 +312,7 @@ func (a *Auditor) drain(batch []*auditReq) {
 func (a *Auditor) commit(batch []*auditReq) {
 	err := a.writeBatch(batch)
 	for _, r := range batch {
-		r.done <- err
-		r.line = nil
+		r.done <- err // the caller owns r again from here
 	}
 }
 
