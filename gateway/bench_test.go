@@ -60,6 +60,7 @@ func TestBenchGateway(t *testing.T) {
 	rounds, _ := strconv.Atoi(envOr("EXECGATE_BENCH_ROUNDS", "3"))
 	pairs, _ := strconv.Atoi(envOr("EXECGATE_BENCH_PAIRS", "200"))
 
+	t.Logf("gc: %s", TuneGC()) // as execgate serve runs
 	timing := &timingRunner{}
 	env := startServer(t, func(cfg *Config, deps *Deps) {
 		cfg.Limits.ExecPerIP, cfg.Limits.ExecPerUser = "1000000000-S", "1000000000-S"
@@ -391,11 +392,13 @@ func bareServer(t testing.TB) string {
 }
 
 // BenchmarkCheckHandler is the CPU of POST /v1/exec/check inside the
-// gateway, without the network: the handler chain served in-process from
+// gateway (the collector tuned as execgate serve tunes it, TuneGC), without
+// the network: the handler chain served in-process from
 // 64 goroutines per CPU (the audit log's group commit needs requests in
 // flight), durable audit log included. cpu-µs/op is this process's CPU time
 // per request, which load on a shared machine moves far less than ns/op.
 func BenchmarkCheckHandler(b *testing.B) {
+	b.Logf("gc: %s", TuneGC()) // as execgate serve runs
 	env := startServer(b, func(cfg *Config, deps *Deps) {
 		cfg.Limits.ExecPerIP, cfg.Limits.ExecPerUser = "1000000000-S", "1000000000-S"
 		deps.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
