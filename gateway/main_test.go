@@ -362,7 +362,8 @@ func (nilRunner) Run(context.Context, executor.Job) (*policy.Decision, sandbox.R
 
 type discardAudit struct{}
 
-func (discardAudit) Record(context.Context, Event) error { return nil }
-func (discardAudit) Writable() error                     { return nil }
+func (discardAudit) Record(context.Context, Event) error       { return nil }
+func (discardAudit) RecordAll(context.Context, ...Event) error { return nil }
+func (discardAudit) Writable() error                           { return nil }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
