@@ -105,8 +105,8 @@ type Auditor struct {
 }
 
 type auditReq struct {
-	line []byte // one or more whole lines
-	n    int    // how many
+	line []byte     // one or more whole lines
+	n    int        // how many
 	buf  []byte     // line's storage, kept for reuse
 	done chan error // buffered: the writer never blocks on it
 }
