@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -204,19 +205,14 @@ func runWrk(t *testing.T, wrk string, args []string, l wrkLeg) wrkResult {
 		wrkUSPerReq: float64((cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Microseconds()) / float64(n)}
 }
 
-// processCPU is this process's user+system CPU time so far.
+// processCPU is this process's user+system CPU time so far (all threads).
 func processCPU(t testing.TB) time.Duration {
 	t.Helper()
-	data, err := os.ReadFile("/proc/self/stat")
-	if err != nil {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		t.Fatal(err)
 	}
-	// Fields after the command name (which is in parentheses): utime is
-	// the 14th field of the line, stime the 15th, in clock ticks (100/s).
-	f := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+2:]))
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * 10 * time.Millisecond
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func median(xs []float64) float64 {
@@ -313,6 +309,13 @@ func benchExec(t *testing.T, env *testEnv, timing *timingRunner, tok string, pai
 		_, _, err := timing.Runner.Run(context.Background(), job)
 		return time.Since(t0), err
 	}
+	var cpuDirect, cpuHTTP time.Duration // this process's CPU in each leg
+	timed := func(cpu *time.Duration, f func() (time.Duration, error)) (time.Duration, error) {
+		c0 := processCPU(t)
+		d, err := f()
+		*cpu += processCPU(t) - c0
+		return d, err
+	}
 	for i := range 5 { // warm-up
 		if _, err := direct(-1 - i); err != nil {
 			t.Fatal(err)
@@ -325,12 +328,13 @@ func benchExec(t *testing.T, env *testEnv, timing *timingRunner, tok string, pai
 	for i := range pairs {
 		var a, b time.Duration
 		var errA, errB error
+		d := func() (time.Duration, error) { return direct(i) }
 		if i%2 == 0 { // alternate the order within a pair
-			a, errA = direct(i)
-			b, errB = post()
+			a, errA = timed(&cpuDirect, d)
+			b, errB = timed(&cpuHTTP, post)
 		} else {
-			b, errB = post()
-			a, errA = direct(i)
+			b, errB = timed(&cpuHTTP, post)
+			a, errA = timed(&cpuDirect, d)
 		}
 		if errA != nil || errB != nil {
 			t.Fatalf("pair %d: direct %v, gateway %v", i, errA, errB)
@@ -360,6 +364,9 @@ func benchExec(t *testing.T, env *testEnv, timing *timingRunner, tok string, pai
 	fmt.Fprintf(w, "| (d) POST /v1/exec through the gateway | %.2f | %.2f | %.1f |\n", pct(dHTTP, 50), pct(dHTTP, 99), 1000/mean(dHTTP))
 	fmt.Fprintf(w, "\n(d) overhead: median of per-pair differences %.3f ms (p25 %.3f, p75 %.3f);\n", pct(diff, 50), pct(diff, 25), pct(diff, 75))
 	fmt.Fprintf(w, "gateway's own share (client latency minus time inside Runner.Run, same request): p50 %.3f ms, p99 %.3f ms\n", pct(own, 50), pct(own, 99))
+	perRun := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(pairs) }
+	fmt.Fprintf(w, "CPU of this process per run: direct %.0f µs, through the gateway %.0f µs (+%.0f µs: gateway and Go client)\n",
+		perRun(cpuDirect), perRun(cpuHTTP), perRun(cpuHTTP-cpuDirect))
 }
 
 func envOr(k, def string) string {
