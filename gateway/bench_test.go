@@ -75,6 +75,17 @@ func TestBenchGateway(t *testing.T) {
 		deps.Logger = slog.New(slog.NewJSONHandler(devnull, nil))
 		timing.Runner = deps.Runner
 		deps.Runner = timing
+		// EXECGATE_BENCH_AUDIT_DIR (e.g. /dev/shm: fsync costs nothing
+		// there) shows what the disk's flushes cost; never a production setup.
+		if d := os.Getenv("EXECGATE_BENCH_AUDIT_DIR"); d != "" {
+			aud, err := NewAuditor(AuditConfig{Path: filepath.Join(d, fmt.Sprintf("execgate-bench-audit-%d.log", os.Getpid()))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = aud.Close(); _ = os.Remove(aud.Path()) })
+			deps.Audit = aud
+			t.Logf("audit log in %s", aud.Path())
+		}
 	})
 	bare := bareServer(t)
 	tok := env.token("bench", "viewer")
@@ -309,13 +320,6 @@ func benchExec(t *testing.T, env *testEnv, timing *timingRunner, tok string, pai
 		_, _, err := timing.Runner.Run(context.Background(), job)
 		return time.Since(t0), err
 	}
-	var cpuDirect, cpuHTTP time.Duration // this process's CPU in each leg
-	timed := func(cpu *time.Duration, f func() (time.Duration, error)) (time.Duration, error) {
-		c0 := processCPU(t)
-		d, err := f()
-		*cpu += processCPU(t) - c0
-		return d, err
-	}
 	for i := range 5 { // warm-up
 		if _, err := direct(-1 - i); err != nil {
 			t.Fatal(err)
@@ -328,13 +332,12 @@ func benchExec(t *testing.T, env *testEnv, timing *timingRunner, tok string, pai
 	for i := range pairs {
 		var a, b time.Duration
 		var errA, errB error
-		d := func() (time.Duration, error) { return direct(i) }
 		if i%2 == 0 { // alternate the order within a pair
-			a, errA = timed(&cpuDirect, d)
-			b, errB = timed(&cpuHTTP, post)
+			a, errA = direct(i)
+			b, errB = post()
 		} else {
-			b, errB = timed(&cpuHTTP, post)
-			a, errA = timed(&cpuDirect, d)
+			b, errB = post()
+			a, errA = direct(i)
 		}
 		if errA != nil || errB != nil {
 			t.Fatalf("pair %d: direct %v, gateway %v", i, errA, errB)
@@ -364,9 +367,6 @@ func benchExec(t *testing.T, env *testEnv, timing *timingRunner, tok string, pai
 	fmt.Fprintf(w, "| (d) POST /v1/exec through the gateway | %.2f | %.2f | %.1f |\n", pct(dHTTP, 50), pct(dHTTP, 99), 1000/mean(dHTTP))
 	fmt.Fprintf(w, "\n(d) overhead: median of per-pair differences %.3f ms (p25 %.3f, p75 %.3f);\n", pct(diff, 50), pct(diff, 25), pct(diff, 75))
 	fmt.Fprintf(w, "gateway's own share (client latency minus time inside Runner.Run, same request): p50 %.3f ms, p99 %.3f ms\n", pct(own, 50), pct(own, 99))
-	perRun := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(pairs) }
-	fmt.Fprintf(w, "CPU of this process per run: direct %.0f µs, through the gateway %.0f µs (+%.0f µs: gateway and Go client)\n",
-		perRun(cpuDirect), perRun(cpuHTTP), perRun(cpuHTTP-cpuDirect))
 }
 
 func envOr(k, def string) string {
