@@ -73,6 +73,8 @@ func TestBenchGateway(t *testing.T) {
 		}
 		t.Cleanup(func() { devnull.Close() })
 		deps.Logger = slog.New(slog.NewJSONHandler(devnull, nil))
+		deps.Registry = NewMetricsRegistry() // metrics counted, as in execgate serve
+		deps.Metrics = NewMetrics(deps.Registry)
 		timing.Runner = deps.Runner
 		deps.Runner = timing
 		// EXECGATE_BENCH_AUDIT_DIR (e.g. /dev/shm: fsync costs nothing
@@ -409,6 +411,8 @@ func BenchmarkCheckHandler(b *testing.B) {
 	env := startServer(b, func(cfg *Config, deps *Deps) {
 		cfg.Limits.ExecPerIP, cfg.Limits.ExecPerUser = "1000000000-S", "1000000000-S"
 		deps.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
+		deps.Registry = NewMetricsRegistry()
+		deps.Metrics = NewMetrics(deps.Registry)
 	})
 	h := env.srv.Handler()
 	auth := "Bearer " + env.token("bench", "viewer")
