@@ -1,8 +1,12 @@
 package gateway
 
 import (
+	"bufio"
 	"encoding/json"
+	"errors"
 	"log/slog"
+	"net"
+	"net/http"
 
 	"github.com/gin-gonic/gin"
 )
@@ -130,6 +134,15 @@ func (w *authWriter) WriteString(s string) (int, error) {
 		return len(s), nil
 	}
 	return w.ResponseWriter.WriteString(s)
+}
+
+// Hijack (a WebSocket upgrade) needs the auth record first, like an answer.
+func (w *authWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	w.ensure(http.StatusSwitchingProtocols)
+	if w.replaced {
+		return nil, nil, errors.New("audit log unavailable: answered 503 instead")
+	}
+	return w.ResponseWriter.Hijack()
 }
 
 func (w *authWriter) Flush() {
