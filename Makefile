@@ -58,8 +58,9 @@ test: deps lint build ## lint, unit and integration tests (real sandbox: root), 
 	$(GO) test -tags $(TAGS) -count=1 -p 2 -timeout $(TEST_TIMEOUT) $(PKGS)
 
 .PHONY: bench
-bench: build ## benchmarks: policy decisions, gateway, audit, sandbox vs plain exec and bubblewrap
+bench: build ## benchmarks: policy decisions, audit, gateway (a)-(d) with wrk, sandbox vs plain exec and bubblewrap
 	$(GO) test -tags $(TAGS) -run '^$$' -bench . -benchmem -benchtime 2s ./policy/ ./gateway/
+	bash scripts/bench-gateway.sh
 	bash scripts/bench-sandbox.sh
 
 .PHONY: fuzz

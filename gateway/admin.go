@@ -61,7 +61,8 @@ func (s *Server) handleHealth(c *gin.Context) error {
 func (s *Server) handleSessions(c *gin.Context) error {
 	ev := s.event(c, EventAdminAction)
 	ev.Action = "list_sessions"
-	if err := s.audit.Record(c.Request.Context(), ev); err != nil {
+	withAuth(c, &ev)
+	if err := s.recordAuthed(c, ev); err != nil {
 		return auditUnavailable(err)
 	}
 	c.JSON(http.StatusOK, gin.H{"sessions": s.sessions.list()})
@@ -72,7 +73,8 @@ func (s *Server) handleKill(c *gin.Context) error {
 	id := c.Param("id")
 	ev := s.event(c, EventAdminAction)
 	ev.Action, ev.Target = "kill_session", truncate(id, 64)
-	if err := s.audit.Record(c.Request.Context(), ev); err != nil {
+	withAuth(c, &ev)
+	if err := s.recordAuthed(c, ev); err != nil {
 		return auditUnavailable(err)
 	}
 	if !s.sessions.kill(id) {
@@ -85,7 +87,8 @@ func (s *Server) handleKill(c *gin.Context) error {
 func (s *Server) handleDrain(c *gin.Context) error {
 	ev := s.event(c, EventAdminAction)
 	ev.Action = "drain"
-	if err := s.audit.Record(c.Request.Context(), ev); err != nil {
+	withAuth(c, &ev)
+	if err := s.recordAuthed(c, ev); err != nil {
 		return auditUnavailable(err)
 	}
 	s.draining.Store(true)

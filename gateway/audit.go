@@ -44,10 +44,9 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -106,7 +105,9 @@ type Auditor struct {
 }
 
 type auditReq struct {
-	line []byte
+	line []byte     // one or more whole lines
+	n    int        // how many
+	buf  []byte     // line's storage, kept for reuse
 	done chan error // buffered: the writer never blocks on it
 }
 
@@ -171,30 +172,66 @@ func (a *Auditor) Stats() AuditStats {
 // is written and fsynced (nil), or the reason it is not (an error matching
 // ErrAuditUnavailable, or ctx.Err()). A zero ev.Time is set to now.
 func (a *Auditor) Record(ctx context.Context, ev Event) error {
-	line, err := a.encode(ev)
+	r := auditReqPool.Get().(*auditReq)
+	line, err := a.appendLine(r.buf[:0], ev)
 	if err != nil {
+		auditReqPool.Put(r)
 		return err
 	}
-	r := &auditReq{line: line, done: make(chan error, 1)}
+	r.line, r.n = line, 1
+	return a.submit(ctx, r)
+}
+
+// RecordAll is Record for several events that belong together (a decision
+// and the exec_start of its run): their lines go to the file in one write,
+// in one group commit, so they cost the request one fsync. It returns once
+// every line is written and fsynced, or none is reported written.
+func (a *Auditor) RecordAll(ctx context.Context, evs ...Event) error {
+	r := auditReqPool.Get().(*auditReq)
+	line := r.buf[:0]
+	for _, ev := range evs {
+		var err error
+		if line, err = a.appendLine(line, ev); err != nil {
+			r.buf = line[:0]
+			auditReqPool.Put(r)
+			return err
+		}
+	}
+	r.line, r.n = line, len(evs)
+	return a.submit(ctx, r)
+}
+
+// submit hands r to the writer and waits for its group commit.
+func (a *Auditor) submit(ctx context.Context, r *auditReq) error {
 	a.mu.RLock()
 	if a.closed {
 		a.mu.RUnlock()
+		auditReqPool.Put(r)
 		return ErrAuditClosed
 	}
 	select {
 	case a.reqs <- r:
 	case <-ctx.Done():
 		a.mu.RUnlock()
+		auditReqPool.Put(r)
 		return ctx.Err()
 	}
 	a.mu.RUnlock()
 	select {
 	case err := <-r.done:
+		if cap(r.line) <= 64<<10 { // the writer is done with it: reuse
+			r.buf, r.line = r.line[:0], nil
+			auditReqPool.Put(r)
+		}
 		return err
 	case <-ctx.Done():
-		return ctx.Err()
+		return ctx.Err() // the writer still holds r: not reused
 	}
 }
+
+// auditReqPool recycles requests (line buffer and done channel) of
+// Records that completed.
+var auditReqPool = sync.Pool{New: func() any { return &auditReq{done: make(chan error, 1), buf: make([]byte, 0, 1024)} }}
 
 // Reopen closes the audit log and opens Path again: after a rotation moved
 // the file away, new lines go to a new file. Lines already accepted are
@@ -235,6 +272,11 @@ func (a *Auditor) control(op auditOp) error {
 }
 
 func (a *Auditor) encode(ev Event) ([]byte, error) {
+	return a.appendLine(nil, ev)
+}
+
+// appendLine redacts ev and appends its JSON line to b.
+func (a *Auditor) appendLine(b []byte, ev Event) ([]byte, error) {
 	if ev.Type == "" {
 		return nil, &AuditError{Op: "encode", Path: a.path, Err: errors.New("event without a type")}
 	}
@@ -242,14 +284,11 @@ func (a *Auditor) encode(ev Event) ([]byte, error) {
 		ev.Time = time.Now()
 	}
 	ev.Time = ev.Time.UTC()
-	ev = a.red.Event(ev)
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(ev); err != nil { // Encode appends the '\n'
-		return nil, &AuditError{Op: "encode", Path: a.path, Err: err}
+	if y := ev.Time.Year(); y < 0 || y > 9999 { // what encoding/json refuses
+		return nil, &AuditError{Op: "encode", Path: a.path, Err: fmt.Errorf("time %s out of range", ev.Time)}
 	}
-	return b.Bytes(), nil
+	ev = a.red.Event(ev)
+	return appendEvent(b, &ev), nil
 }
 
 // run is the writer goroutine: it group-commits lines and serves Reopen and
@@ -298,8 +337,7 @@ func (a *Auditor) drain(batch []*auditReq) {
 func (a *Auditor) commit(batch []*auditReq) {
 	err := a.writeBatch(batch)
 	for _, r := range batch {
-		r.done <- err
-		r.line = nil
+		r.done <- err // the caller owns r again from here
 	}
 }
 
@@ -312,8 +350,10 @@ func (a *Auditor) writeBatch(batch []*auditReq) error {
 	if a.needNL {
 		buf = append(buf, '\n') // end a partial line left by a failed write
 	}
+	lines := 0
 	for _, r := range batch {
 		buf = append(buf, r.line...)
+		lines += r.n
 	}
 	if cap(buf) <= 1<<20 {
 		a.buf = buf
@@ -332,9 +372,9 @@ func (a *Auditor) writeBatch(batch []*auditReq) error {
 		return a.fail(&AuditError{Op: "sync", Path: a.path, Err: err})
 	}
 	a.needNL = false
-	a.lines.Add(int64(len(batch)))
+	a.lines.Add(int64(lines))
 	a.syncs.Add(1)
-	a.met.auditCommitted(len(batch))
+	a.met.auditCommitted(lines)
 	a.recovered()
 	return nil
 }

@@ -107,28 +107,36 @@ type checkResponse struct {
 	PolicyHash string      `json:"policy_hash"`
 }
 
-// decide parses the body and asks the serving policy; it audits the decision.
-func (s *Server) decide(c *gin.Context, dryRun bool) (*execRequest, []byte, policy.Decision, error) {
+// decide parses the body and asks the serving policy. It returns the
+// decision's audit line (the request's auth record, withAuth) unwritten:
+// /v1/exec/check writes it alone, /v1/exec together with exec_start.
+func (s *Server) decide(c *gin.Context, dryRun bool) (*execRequest, []byte, policy.Decision, Event, error) {
 	var req execRequest
 	if err := decodeJSON(c, &req); err != nil {
-		return nil, nil, policy.Decision{}, err
+		return nil, nil, policy.Decision{}, Event{}, err
 	}
 	stdin, err := req.validate()
 	if err != nil {
-		return nil, nil, policy.Decision{}, err
+		return nil, nil, policy.Decision{}, Event{}, err
 	}
 	set := s.currentPolicy()
 	p, _ := principal(c)
 	d := decideWith(c.Request.Context(), set, req.policyRequest(p))
 	ev := s.decisionEvent(c, &req, &d)
 	ev.DryRun = dryRun
-	if err := s.audit.Record(c.Request.Context(), ev); err != nil {
-		return nil, nil, d, auditUnavailable(err)
+	withAuth(c, &ev)
+	return &req, stdin, d, ev, nil
+}
+
+// recordDecision writes a decision line on its own.
+func (s *Server) recordDecision(c *gin.Context, ev Event, d *policy.Decision) error {
+	if err := s.recordAuthed(c, ev); err != nil {
+		return auditUnavailable(err)
 	}
 	if !d.Allowed {
 		s.metrics.Denied(string(d.Reason))
 	}
-	return &req, stdin, d, nil
+	return nil
 }
 
 func (s *Server) decisionEvent(c *gin.Context, req *execRequest, d *policy.Decision) Event {
@@ -154,8 +162,11 @@ func denied(d policy.Decision) error {
 }
 
 func (s *Server) handleCheck(c *gin.Context) error {
-	req, _, d, err := s.decide(c, true)
+	req, _, d, ev, err := s.decide(c, true)
 	if err != nil {
+		return err
+	}
+	if err := s.recordDecision(c, ev, &d); err != nil {
 		return err
 	}
 	resp := checkResponse{RequestID: requestID(c), Allowed: d.Allowed, Reason: string(d.Reason), Message: d.Message, PolicyHash: d.PolicyHash}
@@ -195,11 +206,14 @@ func (s *Server) handleExec(c *gin.Context) error {
 	if s.draining.Load() {
 		return httpErr(http.StatusServiceUnavailable, CodeDraining, "the gateway is draining; retry on another instance", ErrDraining)
 	}
-	req, stdin, d, err := s.decide(c, false)
+	req, stdin, d, dev, err := s.decide(c, false)
 	if err != nil {
 		return err
 	}
 	if !d.Allowed {
+		if err := s.recordDecision(c, dev, &d); err != nil {
+			return err
+		}
 		s.metrics.ExecDone(d.Command, OutcomeDenied, 0, 0, 0)
 		return denied(d)
 	}
@@ -208,23 +222,30 @@ func (s *Server) handleExec(c *gin.Context) error {
 	defer cancel()
 	sess, err := s.sessions.acquire(requestID(c), p.Subject, d.Command, cancel)
 	if err != nil {
+		if rerr := s.recordDecision(c, dev, &d); rerr != nil {
+			return rerr
+		}
 		s.metrics.Limited("sessions")
 		return err
 	}
 	defer s.sessions.release(sess)
 	c.Set(ctxSession, sess.ID)
-	return s.run(ctx, c, sess, req, stdin, &d)
+	return s.run(ctx, c, sess, req, stdin, &d, dev)
 }
 
-// run audits the start, runs the job, audits the end and answers.
-func (s *Server) run(ctx context.Context, c *gin.Context, sess *session, req *execRequest, stdin []byte, d *policy.Decision) error {
+// run audits the decision and the start (one group commit: one fsync
+// before the run), runs the job, audits the end and answers.
+func (s *Server) run(ctx context.Context, c *gin.Context, sess *session, req *execRequest, stdin []byte, d *policy.Decision, dev Event) error {
 	timeout, maxOut := effective(d.Profile, req)
 	// A buffered answer must be written before http.write_timeout.
 	timeout = min(timeout, s.cfg.HTTP.WriteTimeout-writeMargin)
 	start := s.event(c, EventExecStart)
 	start.Command, start.Argv = d.Command, d.Argv
-	if err := s.audit.Record(ctx, start); err != nil {
+	if err := s.audit.RecordAll(ctx, dev, start); err != nil {
 		return auditUnavailable(err)
+	}
+	if st := authState(c); st != nil && dev.AuthMethod != "" {
+		st.written = true // the decision line is the auth record
 	}
 	stdout, stderr := &capBuffer{max: maxOut, sess: sess}, &capBuffer{max: maxOut, sess: sess}
 	job := executor.Job{ID: sess.ID, Request: req.policyRequest(Principal{Subject: sess.Subject, Roles: start.Roles}),

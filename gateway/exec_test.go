@@ -31,13 +31,13 @@ func TestExecEcho(t *testing.T) {
 	for _, l := range lines {
 		types = append(types, l["type"].(string))
 	}
-	if got, want := strings.Join(types, ","), "auth_success,decision,exec_start,exec_end"; got != want {
+	if got, want := strings.Join(types, ","), "decision,exec_start,exec_end"; got != want {
 		t.Errorf("audit types %s, want %s", got, want)
 	}
+	// The decision line is the request's auth record.
 	if lines[0]["kid"] != "k1" || lines[0]["auth_method"] != "jwt" {
-		t.Errorf("auth_success %v, want kid k1 and auth_method jwt", lines[0])
+		t.Errorf("decision %v, want kid k1 and auth_method jwt (the auth record)", lines[0])
 	}
-	lines = lines[1:]
 	for _, l := range lines {
 		if l["decision_id"] == nil || l["decision_id"] != lines[0]["decision_id"] || l["subject"] != "alice" || l["remote_ip"] != "127.0.0.1" {
 			t.Errorf("audit line %v: want the decision's id, subject and remote ip", l)

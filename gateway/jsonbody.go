@@ -17,7 +17,10 @@ import (
 // decodeJSON decodes the request body into dst strictly: JSON content type,
 // no unknown fields, no trailing data, right types. Errors name the field.
 func decodeJSON(c *gin.Context, dst any) error {
-	mt, _, _ := mime.ParseMediaType(c.GetHeader("Content-Type"))
+	mt := c.GetHeader("Content-Type")
+	if mt != "application/json" { // the common spelling needs no parsing
+		mt, _, _ = mime.ParseMediaType(mt)
+	}
 	if mt != "application/json" {
 		return errInvalid("Content-Type", "the body must be application/json", fmt.Errorf("content type %q", mt))
 	}

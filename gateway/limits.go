@@ -112,11 +112,11 @@ func (s *Server) take(c *gin.Context, lim *limiter.Limiter, scope, key string) e
 		return httpErr(http.StatusServiceUnavailable, CodeUnavailable, "rate limiter unavailable", fmt.Errorf("rate limit %s: %w", scope, err))
 	}
 	// Several limits apply to one request: the headers show the tightest.
-	h := c.Writer.Header()
-	if prev, err := strconv.ParseInt(h.Get("X-RateLimit-Remaining"), 10, 64); err != nil || lc.Remaining < prev || lc.Reached {
-		h.Set("X-RateLimit-Limit", strconv.FormatInt(lc.Limit, 10))
-		h.Set("X-RateLimit-Remaining", strconv.FormatInt(lc.Remaining, 10))
-		h.Set("X-RateLimit-Reset", strconv.FormatInt(lc.Reset, 10))
+	h := c.Writer.Header() // keys in canonical form: no Set/Get canonicalising
+	if prev, err := strconv.ParseInt(firstValue(h["X-Ratelimit-Remaining"]), 10, 64); err != nil || lc.Remaining < prev || lc.Reached {
+		h["X-Ratelimit-Limit"] = []string{strconv.FormatInt(lc.Limit, 10)}
+		h["X-Ratelimit-Remaining"] = []string{strconv.FormatInt(lc.Remaining, 10)}
+		h["X-Ratelimit-Reset"] = []string{strconv.FormatInt(lc.Reset, 10)}
 	}
 	if !lc.Reached {
 		return nil
@@ -130,6 +130,13 @@ func (s *Server) take(c *gin.Context, lim *limiter.Limiter, scope, key string) e
 	ev.Status = http.StatusTooManyRequests
 	s.auditRefusal(c.Request.Context(), refusalRateLimited, ev)
 	return e
+}
+
+func firstValue(vs []string) string {
+	if len(vs) == 0 {
+		return ""
+	}
+	return vs[0]
 }
 
 // limitIP limits by client address (IPv6 by /64).

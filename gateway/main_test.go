@@ -51,8 +51,14 @@ func testSandbox(t testing.TB) *sandbox.Manager {
 		if sbErr != nil {
 			return
 		}
+		// EXECGATE_TEST_INSTANCE lets two checkouts test side by side
+		// (an instance's cgroup parent is locked by one process).
+		instance := "gwtest"
+		if v := os.Getenv("EXECGATE_TEST_INSTANCE"); v != "" {
+			instance = v
+		}
 		sbMgr, sbErr = sandbox.New(context.Background(), sandbox.Config{
-			Instance:  "gwtest",
+			Instance:  instance,
 			StateRoot: filepath.Join(sbDir, "state"),
 		}, slog.New(slog.DiscardHandler))
 	})
@@ -356,7 +362,8 @@ func (nilRunner) Run(context.Context, executor.Job) (*policy.Decision, sandbox.R
 
 type discardAudit struct{}
 
-func (discardAudit) Record(context.Context, Event) error { return nil }
-func (discardAudit) Writable() error                     { return nil }
+func (discardAudit) Record(context.Context, Event) error       { return nil }
+func (discardAudit) RecordAll(context.Context, ...Event) error { return nil }
+func (discardAudit) Writable() error                           { return nil }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -90,6 +90,22 @@ func newID() string {
 	return hex.EncodeToString(b[:])
 }
 
+// securityHeaders go on every response. The value slices are shared by
+// every response: full (len == cap), so an Add appends to a copy.
+var securityHeaders = []struct {
+	k string
+	v []string
+}{
+	{"X-Content-Type-Options", []string{"nosniff"}},
+	{"X-Frame-Options", []string{"DENY"}},
+	{"Referrer-Policy", []string{"no-referrer"}},
+	{"Cache-Control", []string{"no-store"}},
+	{"Content-Security-Policy", []string{"default-src 'none'; frame-ancestors 'none'; base-uri 'none'"}},
+	{"Cross-Origin-Resource-Policy", []string{"same-origin"}},
+}
+
+var hstsValue = []string{"max-age=31536000"}
+
 // first is the outermost middleware: request id, security headers, access
 // log and panic recovery.
 func (s *Server) first(c *gin.Context) {
@@ -97,15 +113,12 @@ func (s *Server) first(c *gin.Context) {
 	id := newID()
 	c.Set(ctxRequestID, id)
 	h := c.Writer.Header()
-	h.Set("X-Request-Id", id)
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'; base-uri 'none'")
-	h.Set("Cross-Origin-Resource-Policy", "same-origin")
+	h["X-Request-Id"] = []string{id}
+	for _, kv := range securityHeaders { // keys canonical already: no Set
+		h[kv.k] = kv.v
+	}
 	if s.cfg.TLS.CertFile != "" {
-		h.Set("Strict-Transport-Security", "max-age=31536000")
+		h["Strict-Transport-Security"] = hstsValue
 	}
 	c.Set(ctxClientIP, s.clientIPs.clientIP(c.Request))
 	defer s.accessLog(c, start)
@@ -245,19 +258,13 @@ func (s *Server) authenticate(c *gin.Context) {
 		s.authFailed(c, &TokenError{Reason: "missing"})
 		return
 	}
-	p, fresh, err := s.verifier.Load().verify(tok)
+	p, _, err := s.verifier.Load().verify(tok)
 	if err != nil {
 		s.authFailed(c, err)
 		return
 	}
 	c.Set(ctxPrincipal, p)
-	if fresh { // one auth_success line per token, when it is first verified
-		ev := s.event(c, EventAuthSuccess)
-		ev.AuthMethod, ev.KeyID = "jwt", p.KeyID
-		if err := s.audit.Record(c.Request.Context(), ev); err != nil {
-			s.log.Error("audit", slog.String("request_id", requestID(c)), slog.String("error", err.Error()))
-		}
-	}
+	s.startAuthRecord(c, p) // every authenticated request leaves an auth record (authaudit.go)
 	c.Next()
 }
 

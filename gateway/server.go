@@ -23,6 +23,8 @@ import (
 type AuditSink interface {
 	// Record writes one event durably; an error means it was not written.
 	Record(ctx context.Context, ev Event) error
+	// RecordAll writes several events durably in one group commit.
+	RecordAll(ctx context.Context, evs ...Event) error
 	// Writable reports whether a line could be written now.
 	Writable() error
 }

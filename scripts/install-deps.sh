@@ -15,6 +15,7 @@ declare -A want=(
   [nginx]=/usr/sbin/nginx
   [procps]=/usr/bin/top
   [openssl]=/usr/bin/openssl
+  [wrk]=/usr/bin/wrk # load client of make bench (scripts/bench-gateway.sh)
   # binaries the shipped policies name (a missing binary is a load error)
   [git]=/usr/bin/git
   [vim]=/usr/bin/vim.basic

@@ -234,6 +234,7 @@ func serve(ctx context.Context, cfg gateway.Config, rt *runtime, log *slog.Logge
 		fmt.Fprintf(stderr, "execgate serve: %s\n", oneLine(err))
 		return 1
 	}
+	log.Info("garbage collector", slog.String("settings", gateway.TuneGC()))
 	reg := gateway.NewMetricsRegistry()
 	met := gateway.NewMetrics(reg)
 	auditor, err := gateway.NewAuditor(gateway.AuditConfig{Path: cfg.AuditLogPath(), Logger: log, Metrics: met})
