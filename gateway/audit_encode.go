@@ -97,6 +97,7 @@ func appendEvent(b []byte, ev *Event) []byte {
 	b = appendStrField(b, "target", ev.Target)
 	b = appendIntField(b, "retry_after_s", ev.RetryAfterS)
 	b = appendListField(b, "policy_errors", ev.PolicyErrors)
+	b = appendIntField(b, "suppressed", ev.Suppressed)
 	b = appendStrField(b, "error", ev.Error)
 	return append(b, "}\n"...)
 }

@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"testing"
 	"time"
 
@@ -36,7 +37,14 @@ func TestAuditEncodeMatchesJSON(t *testing.T) {
 		Trace:  []policy.TraceStep{{Rule: policy.RuleRef{ID: "x"}, Outcome: "match", Detail: hostile}, {}},
 		DryRun: true, ExitCode: AuditInt(-1), Signal: "SIGKILL", DurationMS: -3, StartLatencyMS: 4,
 		StdoutBytes: 1 << 40, StderrBytes: 6, StdoutTruncated: true, StderrTruncated: true, EndedBy: "timeout",
-		Result: "failure", Action: "drain", Target: "t", RetryAfterS: 900, PolicyErrors: []string{hostile}, Error: hostile,
+		Result: "failure", Action: "drain", Target: "t", RetryAfterS: 900, PolicyErrors: []string{hostile}, Suppressed: 7, Error: hostile,
+	}
+	// A field added to Event must be added to appendEvent and to full.
+	rv := reflect.ValueOf(full)
+	for i := range rv.NumField() {
+		if rv.Field(i).IsZero() {
+			t.Errorf("Event.%s is not set in the every-field case: add it there and to appendEvent", rv.Type().Field(i).Name)
+		}
 	}
 	cases := []struct {
 		name string

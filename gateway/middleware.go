@@ -90,9 +90,9 @@ func newID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// securityHeaders go on every response. The value slices are shared by
+// securityHeaderValues go on every response. The value slices are shared by
 // every response: full (len == cap), so an Add appends to a copy.
-var securityHeaders = []struct {
+var securityHeaderValues = []struct {
 	k string
 	v []string
 }{
@@ -114,7 +114,7 @@ func (s *Server) first(c *gin.Context) {
 	c.Set(ctxRequestID, id)
 	h := c.Writer.Header()
 	h["X-Request-Id"] = []string{id}
-	for _, kv := range securityHeaders { // keys canonical already: no Set
+	for _, kv := range securityHeaderValues { // keys canonical already: no Set
 		h[kv.k] = kv.v
 	}
 	if s.cfg.TLS.CertFile != "" {

@@ -14,16 +14,12 @@ import (
 
 // securityHeaders are the headers of every response besides X-Request-Id.
 func securityHeaders(tls bool) [][2]string {
-	h := [][2]string{
-		{"X-Content-Type-Options", "nosniff"},
-		{"X-Frame-Options", "DENY"},
-		{"Referrer-Policy", "no-referrer"},
-		{"Cache-Control", "no-store"},
-		{"Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"},
-		{"Cross-Origin-Resource-Policy", "same-origin"},
+	h := make([][2]string, 0, len(securityHeaderValues)+1)
+	for _, kv := range securityHeaderValues {
+		h = append(h, [2]string{kv.k, kv.v[0]})
 	}
 	if tls {
-		h = append(h, [2]string{"Strict-Transport-Security", "max-age=31536000"})
+		h = append(h, [2]string{"Strict-Transport-Security", hstsValue[0]})
 	}
 	return h
 }
