@@ -31,4 +31,3 @@ func TestHeaderGuardPipelinedBehindRunningCommand(t *testing.T) {
 	}
 	checkGuard413(t, env, "oversized block behind a running command", rs[1])
 }
-
