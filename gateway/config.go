@@ -414,11 +414,23 @@ var instanceRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
 
 var claimNameRe = regexp.MustCompile(`^[A-Za-z0-9_.:/-]{1,64}$`)
 
-// parsePrefixes parses CIDRs (a bare address is a /32 or /128).
+// parsePrefixes parses CIDRs (a bare address is a /32 or /128). Client
+// addresses are compared unmapped (::ffff:10.1.2.3 is 10.1.2.3), so an
+// IPv4-mapped CIDR is read as the IPv4 one it spells (::ffff:10.0.0.0/104
+// is 10.0.0.0/8); kept as IPv6 it would never match, and a block rule
+// would silently block nothing. A mapped address with a prefix shorter
+// than /96 mixes both and is refused. (An IPv6 prefix such as ::/0 stays
+// IPv6 only: it never matches an IPv4 client.)
 func parsePrefixes(list []string) ([]netip.Prefix, error) {
 	out := make([]netip.Prefix, 0, len(list))
 	for _, s := range list {
 		if p, err := netip.ParsePrefix(s); err == nil {
+			if p.Addr().Is4In6() {
+				if p.Bits() < 96 {
+					return nil, fmt.Errorf("%q mixes IPv6 and IPv4-mapped addresses: write the IPv4 CIDR", s)
+				}
+				p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+			}
 			out = append(out, p.Masked())
 			continue
 		}

@@ -133,6 +133,8 @@ func FuzzLoadConfig(f *testing.F) {
 func FuzzNetRules(f *testing.F) {
 	f.Add("10.0.0.0/8", "10.1.2.3")
 	f.Add("::/0", "::ffff:1.2.3.4")
+	f.Add("::ffff:10.0.0.0/104", "10.1.2.3")
+	f.Add("::ffff:10.0.0.0/104", "::ffff:10.1.2.3")
 	f.Fuzz(func(t *testing.T, cidr, ip string) {
 		n, err := newNetRules([]string{cidr}, []string{cidr})
 		if err != nil {
@@ -141,6 +143,11 @@ func FuzzNetRules(f *testing.F) {
 		a, err := netip.ParseAddr(ip)
 		if err == nil && inPrefixes(n.block, a) && n.permits(ip) {
 			t.Fatalf("%s blocked by %s but permitted", ip, cidr)
+		}
+		// Whatever the spelling (IPv4-mapped or not) of the rule and the
+		// address, an address the CIDR contains is blocked.
+		if p, perr := netip.ParsePrefix(cidr); perr == nil && err == nil && a.Zone() == "" && p.Contains(a) && n.permits(ip) {
+			t.Fatalf("%s is in %s, a block rule, but permitted", ip, cidr)
 		}
 		_ = rateKey(ip)
 	})

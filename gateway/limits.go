@@ -88,6 +88,7 @@ func (s *Server) initLimits(ctx context.Context) error {
 		})
 	}
 	l := s.cfg.Limits
+	total, _ := parseRate(l.RefusalAuditTotal) // checked by Validate
 	mk := func(spec string) *limiter.Limiter {
 		r, _ := parseRate(spec) // checked by Validate
 		return limiter.New(store, r)
@@ -98,7 +99,7 @@ func (s *Server) initLimits(ctx context.Context) error {
 		wsIP: mk(l.WSPerIP), wsUser: mk(l.WSPerUser),
 		apiIP: mk(l.APIPerIP), authFailIP: mk(l.AuthFailuresPerIP),
 		refusalAudit: mk(l.RefusalAuditPerIP), refusalAuditAll: mk(l.RefusalAuditTotal),
-		suppressed: newSuppressor(),
+		suppressed: newSuppressor(int(min(total.Limit, maxSuppressedKeys))),
 	}
 	s.lockouts = &lockouts{store: locks, cfg: s.cfg.Auth.Lockout}
 	return nil

@@ -22,6 +22,11 @@ func TestMetricsListenerNetworkRules(t *testing.T) {
 		{"no rules on a loopback listener", nil, nil, 200},
 		{"outside metrics_allow", []string{"10.0.0.0/8"}, nil, 403},
 		{"in metrics_block", []string{"127.0.0.0/8"}, []string{"127.0.0.1"}, 403},
+		// IPv4-mapped IPv6 spellings of the peer's network: the peer is
+		// compared unmapped, so the rule must be too.
+		{"in metrics_block, IPv4-mapped CIDR", []string{"127.0.0.0/8"}, []string{"::ffff:127.0.0.0/104"}, 403},
+		{"in metrics_block, IPv4-mapped address", []string{"127.0.0.0/8"}, []string{"::ffff:127.0.0.1"}, 403},
+		{"in metrics_allow, IPv4-mapped CIDR", []string{"::ffff:127.0.0.0/104"}, nil, 200},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -122,3 +127,38 @@ func TestMetricsListenNonLoopback(t *testing.T) {
 }
 
 func itoaPort(p int) string { return strconv.Itoa(p) }
+
+// TestParsePrefixesMapped: IPv4-mapped spellings are read as the IPv4
+// networks they name; a prefix that mixes both families is refused.
+func TestParsePrefixesMapped(t *testing.T) {
+	cases := []struct {
+		in, want string // want "" means refused
+	}{
+		{"10.0.0.0/8", "10.0.0.0/8"},
+		{"::ffff:10.0.0.0/104", "10.0.0.0/8"},
+		{"::ffff:10.9.9.9/104", "10.0.0.0/8"},
+		{"::ffff:0:0/96", "0.0.0.0/0"},
+		{"::ffff:10.1.2.3/128", "10.1.2.3/32"},
+		{"::ffff:10.1.2.3", "10.1.2.3/32"},
+		{"2001:db8::/32", "2001:db8::/32"},
+		{"::/0", "::/0"},
+		{"::ffff:0:0/95", ""},
+		{"::ffff:0:0/80", ""},
+		{"not-a-cidr", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := parsePrefixes([]string{tc.in})
+			switch {
+			case tc.want == "" && err == nil:
+				t.Fatalf("got %v, want an error", got)
+			case tc.want == "":
+				return
+			case err != nil:
+				t.Fatalf("got error %v, want %s", err, tc.want)
+			case got[0].String() != tc.want:
+				t.Fatalf("got %s, want %s", got[0], tc.want)
+			}
+		})
+	}
+}

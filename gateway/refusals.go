@@ -31,7 +31,11 @@ import (
 //
 // What is not written one by one is counted per reason, client IP group and
 // window, and one audit_suppressed line per reason, IP group and window
-// records the count when the window ends (and at shutdown).
+// records the count when the window ends (and at shutdown). The groups
+// counted apart are bounded by limits.refusal_audit_total's count (and
+// maxSuppressedKeys); past it counts go under "other", so that an attacker
+// spread over many addresses cannot turn the summaries into the flood the
+// budget keeps out: per window, at most about twice the budget's lines.
 
 // Refusal kinds: the reason of an audit_suppressed line.
 const (
@@ -44,8 +48,9 @@ const (
 // allClients is the remote_ip of counts past limits.refusal_audit_total.
 const allClients = "*"
 
-// maxSuppressedKeys bounds the suppression table; past it, counts go to one
-// entry per reason whose remote_ip is "other".
+// maxSuppressedKeys bounds the client IP groups of the suppression table
+// (a lower limits.refusal_audit_total bounds them further); past it, counts
+// go to one entry per reason whose remote_ip is "other".
 const maxSuppressedKeys = 8192
 
 // suppressFlushEvery is how often ended windows are summarised.
@@ -65,11 +70,19 @@ type suppressCount struct {
 // suppressor counts audit lines not written one by one. Safe for
 // concurrent use; it owns no goroutine (Server.Serve runs the flusher).
 type suppressor struct {
-	mu sync.Mutex
-	m  map[suppressKey]*suppressCount
+	mu        sync.Mutex
+	m         map[suppressKey]*suppressCount
+	maxGroups int // client IP groups counted apart ("*" and "other" aside)
+	groups    int // client IP groups in m
 }
 
-func newSuppressor() *suppressor { return &suppressor{m: map[suppressKey]*suppressCount{}} }
+// newSuppressor counts at most maxGroups client IP groups apart.
+func newSuppressor(maxGroups int) *suppressor {
+	return &suppressor{m: map[suppressKey]*suppressCount{}, maxGroups: min(max(maxGroups, 1), maxSuppressedKeys)}
+}
+
+// isGroup reports whether ip is a client IP group (not "*" or "other").
+func isGroup(ip string) bool { return ip != allClients && ip != labelOther }
 
 // add counts one suppressed line of reason for ip group in the window
 // ending at until.
@@ -78,15 +91,17 @@ func (s *suppressor) add(reason, ip string, now, until time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.m[k]
-	if c == nil {
-		if len(s.m) >= maxSuppressedKeys {
+	if c == nil && isGroup(k.ip) {
+		if s.groups >= s.maxGroups {
 			k.ip = labelOther
 			c = s.m[k]
+		} else {
+			s.groups++
 		}
-		if c == nil {
-			c = &suppressCount{first: now}
-			s.m[k] = c
-		}
+	}
+	if c == nil {
+		c = &suppressCount{first: now}
+		s.m[k] = c
 	}
 	c.n++
 	c.last = now
@@ -112,6 +127,9 @@ func (s *suppressor) take(now time.Time, all bool) []suppressedSummary {
 		if all || !now.Before(c.until) {
 			out = append(out, suppressedSummary{reason: k.reason, ip: k.ip, n: c.n, first: c.first, last: c.last, until: c.until})
 			delete(s.m, k)
+			if isGroup(k.ip) {
+				s.groups--
+			}
 		}
 	}
 	s.mu.Unlock()

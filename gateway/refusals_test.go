@@ -152,7 +152,7 @@ func TestAPIPerIPLimit(t *testing.T) {
 }
 
 func TestSuppressorBounded(t *testing.T) {
-	s := newSuppressor()
+	s := newSuppressor(maxSuppressedKeys)
 	now := time.Unix(1000, 0)
 	until := now.Add(time.Minute)
 	for i := range maxSuppressedKeys + 100 {

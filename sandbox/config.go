@@ -147,6 +147,18 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.WorkspaceImageRoot == "" {
 		cfg.WorkspaceImageRoot = filepath.Join(cfg.StateRoot, "images")
 	}
+	if err := cfg.check(); err != nil {
+		return cfg, err
+	}
+	// The mount table and libcontainer know resolved paths only
+	// (statepath.go).
+	for _, p := range []*string{&cfg.StateRoot, &cfg.WorkspaceImageRoot} {
+		r, err := resolvePath(*p)
+		if err != nil {
+			return cfg, fmt.Errorf("sandbox config: %w", err)
+		}
+		*p = r
+	}
 	return cfg, cfg.check()
 }
 
