@@ -22,13 +22,13 @@ const crashHelperEnv = "EXECGATE_CRASH_HELPER"
 // running when it is killed.
 const crashMarker = "271.8"
 
-// readyWriter closes ready on the first write (the command's "READY").
-type readyWriter struct {
+// firstWrite closes ready on the first write (the command's "READY").
+type firstWrite struct {
 	ready chan struct{}
 	done  bool
 }
 
-func (w *readyWriter) Write(p []byte) (int, error) {
+func (w *firstWrite) Write(p []byte) (int, error) {
 	if !w.done {
 		w.done = true
 		close(w.ready)
@@ -49,7 +49,7 @@ func TestCrashHelperProcess(t *testing.T) {
 		fmt.Println("NEW FAILED:", err)
 		return
 	}
-	w := &readyWriter{ready: make(chan struct{})}
+	w := &firstWrite{ready: make(chan struct{})}
 	go func() {
 		_, _ = m.Run(context.Background(), Spec{Argv: []string{"/bin/sh", "-c", "echo READY; exec sleep " + crashMarker},
 			Profile: testProfile(), Stdout: w, Stderr: io.Discard})
