@@ -162,6 +162,9 @@ func (s *Server) handleToken(c *gin.Context) error {
 	ev := s.event(c, EventAuthFailure)
 	ev.Subject, ev.AuthMethod = name, method
 	if wait, err := s.lockouts.locked(ctx, name, ip); err != nil {
+		if e, ok := s.storeFull(c, "lockout", err); ok {
+			return e // no room to count a failure: not checked at all
+		}
 		return httpErr(http.StatusServiceUnavailable, CodeUnavailable, "try again later", err)
 	} else if wait > 0 {
 		ev.Reason = CodeLockedOut
@@ -201,6 +204,9 @@ func (s *Server) loginFailed(c *gin.Context, ev Event, name, ip string) error {
 	_ = s.audit.Record(ctx, ev)
 	scope, err := s.lockouts.failed(ctx, name, ip)
 	if err != nil {
+		if e, ok := s.storeFull(c, "lockout", err); ok {
+			return e
+		}
 		return httpErr(http.StatusServiceUnavailable, CodeUnavailable, "try again later", err)
 	}
 	if scope != "" {
