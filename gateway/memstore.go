@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -215,7 +216,7 @@ func (m *memStore) Reserve(_ context.Context, keys []string, window time.Duratio
 	m.sweep(classLock, now)
 	var missing []string
 	for _, k := range keys {
-		if m.live(k, now) == nil {
+		if m.live(k, now) == nil && !slices.Contains(missing, k) {
 			missing = append(missing, k)
 		}
 	}
