@@ -181,8 +181,8 @@ func FuzzMemStore(f *testing.F) {
 	}
 	f.Add(seed)
 	f.Fuzz(func(t *testing.T, ops []byte) {
-		if len(ops) > 3*2000 {
-			ops = ops[:3*2000]
+		if len(ops) > 3*600 {
+			ops = ops[:3*600]
 		}
 		runStoreOps(t, ops)
 	})
