@@ -162,9 +162,6 @@ func (s *Server) handleToken(c *gin.Context) error {
 	ev := s.event(c, EventAuthFailure)
 	ev.Subject, ev.AuthMethod = name, method
 	if wait, err := s.lockouts.locked(ctx, name, ip); err != nil {
-		if e, ok := s.storeFull(c, "lockout", err); ok {
-			return e // no room to count a failure: not checked at all
-		}
 		return httpErr(http.StatusServiceUnavailable, CodeUnavailable, "try again later", err)
 	} else if wait > 0 {
 		ev.Reason = CodeLockedOut
@@ -179,6 +176,12 @@ func (s *Server) handleToken(c *gin.Context) error {
 	// otherwise deny the user every login from anywhere).
 	if err := s.take(c, s.limits.authUser, "user", "auth:user:"+name); err != nil {
 		return err
+	}
+	if err := s.lockouts.reserve(ctx, name, ip); err != nil {
+		if e, ok := s.storeFull(c, "lockout", err); ok {
+			return e // no room to count a failure: not checked at all
+		}
+		return httpErr(http.StatusServiceUnavailable, CodeUnavailable, "try again later", err)
 	}
 	cred, ok := s.creds.verify(req)
 	if !ok {

@@ -52,9 +52,12 @@ type counterReserver interface {
 	Reserve(ctx context.Context, keys []string, window time.Duration) error
 }
 
+// reserveFor is how long a reserved, still unused failure counter holds
+// its room: long enough for one credential check. The first failure gives
+// it the whole window.
+const reserveFor = time.Minute
+
 // locked returns how long the pair or the IP remains locked out (0: not).
-// When not, it reserves room to count a failure of this attempt; no room
-// is an error (the attempt must not be checked uncounted).
 func (l *lockouts) locked(ctx context.Context, user, ip string) (time.Duration, error) {
 	k := lockKeysFor(user, ip)
 	a, err := l.store.TTL(ctx, k.pairLock)
@@ -65,15 +68,22 @@ func (l *lockouts) locked(ctx context.Context, user, ip string) (time.Duration, 
 	if err != nil {
 		return 0, fmt.Errorf("lockout lookup: %w", err)
 	}
-	if wait := max(a, b); wait > 0 {
-		return wait, nil
+	return max(a, b), nil
+}
+
+// reserve makes room to count a failure of this attempt, right before its
+// credentials are checked; no room is an error (ErrStoreFull): an attempt
+// must never be checked without being counted.
+func (l *lockouts) reserve(ctx context.Context, user, ip string) error {
+	r, ok := l.store.(counterReserver)
+	if !ok {
+		return nil // Redis: no cap of ours
 	}
-	if r, ok := l.store.(counterReserver); ok {
-		if err := r.Reserve(ctx, []string{k.pairFail, k.ipFail}, l.cfg.Window); err != nil {
-			return 0, fmt.Errorf("reserve failure counters: %w", err)
-		}
+	k := lockKeysFor(user, ip)
+	if err := r.Reserve(ctx, []string{k.pairFail, k.ipFail}, min(l.cfg.Window, reserveFor)); err != nil {
+		return fmt.Errorf("reserve failure counters: %w", err)
 	}
-	return 0, nil
+	return nil
 }
 
 // failed counts a failure; it returns the scope ("pair" or "ip") when this
