@@ -32,6 +32,10 @@ type memStore struct {
 	entries map[string]*memEntry
 	classes [2]memClass
 	now     func() time.Time
+	// base is the store's creation: times are nanoseconds since it, on the
+	// monotonic clock, so a step of the wall clock neither lifts lockouts
+	// nor stretches windows.
+	base time.Time
 }
 
 // Entry classes: the two budgets.
@@ -54,7 +58,7 @@ type memClass struct {
 type memEntry struct {
 	key     string
 	count   int64
-	expires int64 // Unix nanoseconds
+	expires int64 // nanoseconds since memStore.base
 	idx     int   // position in its class's heap
 	class   uint8
 }
@@ -73,11 +77,14 @@ const (
 
 func newMemStore(maxKeys int) *memStore {
 	lockMax := max(maxKeys/8, 16)
-	m := &memStore{entries: map[string]*memEntry{}, now: time.Now}
+	m := &memStore{entries: map[string]*memEntry{}, now: time.Now, base: time.Now()}
 	m.classes[classWindow] = memClass{max: maxKeys - lockMax, soft: maxKeys - lockMax}
 	m.classes[classLock] = memClass{max: lockMax, soft: lockMax - lockMax/16}
 	return m
 }
+
+// since is now in nanoseconds since m.base.
+func (m *memStore) since() int64 { return int64(m.now().Sub(m.base)) }
 
 // sweep removes up to memSweepBatch expired entries of class c; mu is held.
 func (m *memStore) sweep(c int, now int64) {
@@ -135,12 +142,12 @@ func (m *memStore) refuse(c int, now int64) error {
 	return &storeFullError{Class: classNames[c], RetryAfter: wait}
 }
 
-// incr adds n to key, starting a window of period if the key is new; limit
-// is the class size past which a new key is refused.
-func (m *memStore) incr(key string, c, limit int, n int64, period time.Duration) (int64, time.Time, error) {
+// incr adds n to key at wall, starting a window of period if the key is
+// new; limit is the class size past which a new key is refused.
+func (m *memStore) incr(key string, c, limit int, n int64, period time.Duration, wall time.Time) (int64, time.Time, error) {
+	now := int64(wall.Sub(m.base))
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	now := m.now().UnixNano()
 	m.sweep(c, now)
 	e := m.live(key, now)
 	if e == nil {
@@ -154,15 +161,15 @@ func (m *memStore) incr(key string, c, limit int, n int64, period time.Duration)
 		m.classes[c].byExp.fix(e)
 	}
 	e.count += n
-	return e.count, time.Unix(0, e.expires), nil
+	return e.count, m.base.Add(time.Duration(e.expires)), nil
 }
 
 func (m *memStore) peek(key string) (int64, time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.now()
-	if e := m.live(key, now.UnixNano()); e != nil {
-		return e.count, time.Unix(0, e.expires)
+	if e := m.live(key, int64(now.Sub(m.base))); e != nil {
+		return e.count, m.base.Add(time.Duration(e.expires))
 	}
 	return 0, now
 }
@@ -175,11 +182,12 @@ func (m *memStore) Get(ctx context.Context, key string, rate limiter.Rate) (limi
 // Increment implements limiter.Store; a new key past the window budget is
 // refused with a *storeFullError.
 func (m *memStore) Increment(_ context.Context, key string, n int64, rate limiter.Rate) (limiter.Context, error) {
-	count, exp, err := m.incr("rl:"+key, classWindow, m.classes[classWindow].max, n, rate.Period)
+	now := m.now()
+	count, exp, err := m.incr("rl:"+key, classWindow, m.classes[classWindow].max, n, rate.Period, now)
 	if err != nil {
 		return limiter.Context{}, err
 	}
-	return common.GetContextFromState(m.now(), rate, exp, count), nil
+	return common.GetContextFromState(now, rate, exp, count), nil
 }
 
 // Peek implements limiter.Store.
@@ -201,7 +209,7 @@ func (m *memStore) Reset(_ context.Context, key string, rate limiter.Rate) (limi
 // The lockStore methods.
 
 func (m *memStore) Incr(_ context.Context, key string, window time.Duration) (int64, error) {
-	n, _, err := m.incr(key, classLock, m.classes[classLock].soft, 1, window)
+	n, _, err := m.incr(key, classLock, m.classes[classLock].soft, 1, window, m.now())
 	return n, err
 }
 
@@ -212,7 +220,7 @@ func (m *memStore) Incr(_ context.Context, key string, window time.Duration) (in
 func (m *memStore) Reserve(_ context.Context, keys []string, window time.Duration) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	now := m.now().UnixNano()
+	now := m.since()
 	m.sweep(classLock, now)
 	var missing []string
 	for _, k := range keys {
@@ -240,7 +248,7 @@ func (m *memStore) Reserve(_ context.Context, keys []string, window time.Duratio
 func (m *memStore) Lock(_ context.Context, key, failKey string, d time.Duration) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	now := m.now().UnixNano()
+	now := m.since()
 	exp := now + int64(d)
 	if e := m.live(key, now); e != nil {
 		e.count, e.expires = 1, exp
@@ -260,7 +268,7 @@ func (m *memStore) Lock(_ context.Context, key, failKey string, d time.Duration)
 func (m *memStore) TTL(_ context.Context, key string) (time.Duration, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	now := m.now().UnixNano()
+	now := m.since()
 	if e := m.live(key, now); e != nil {
 		return time.Duration(e.expires - now), nil
 	}
