@@ -68,14 +68,17 @@ func BenchmarkMemStore(b *testing.B) {
 }
 
 // BenchmarkMemStoreExpiryBurst is the worst single call: 100,000 windows
-// opened in the same second have all expired; the timed part is the one
-// call that meets them (the old store swept the whole map in it).
+// opened in the same second have all expired, and one call meets them (the
+// old store swept the whole map in it). Its time is the burst-ns metric
+// (mean over iterations); ns/op is mostly the untimed-in-spirit fill, kept
+// in the timer so that -benchtime stays bounded.
 func BenchmarkMemStoreExpiryBurst(b *testing.B) {
 	ctx := context.Background()
 	rate := limiter.Rate{Period: time.Second, Limit: 100}
 	keys := benchKeys(100_000)
+	var total time.Duration
+	n := 0
 	for b.Loop() {
-		b.StopTimer()
 		m := newMemStore(DefaultMemoryStoreMaxKeys)
 		clk := time.Unix(1_800_000_000, 0)
 		m.now = func() time.Time { return clk }
@@ -83,11 +86,14 @@ func BenchmarkMemStoreExpiryBurst(b *testing.B) {
 			_, _ = m.Get(ctx, k, rate)
 		}
 		clk = clk.Add(time.Minute)
-		b.StartTimer()
+		start := time.Now()
 		if _, err := m.Get(ctx, "exec:ip:192.0.2.1", rate); err != nil {
 			b.Fatal(err)
 		}
+		total += time.Since(start)
+		n++
 	}
+	b.ReportMetric(float64(total.Nanoseconds())/float64(n), "burst-ns")
 }
 
 // BenchmarkMemStoreBytesPerKey reports the heap bytes one rate window costs
