@@ -104,8 +104,9 @@ func (s *Server) initLimits(ctx context.Context) error {
 		wsIP: mk(l.WSPerIP), wsUser: mk(l.WSPerUser),
 		apiIP: mk(l.APIPerIP), authFailIP: mk(l.AuthFailuresPerIP),
 		refusalAudit: mk(l.RefusalAuditPerIP), refusalAuditAll: mk(l.RefusalAuditTotal),
-		suppressed: newSuppressor(), mem: mem,
+		suppressed: newSuppressor(),
 	}
+	s.limits.mem = mem
 	s.lockouts = &lockouts{store: locks, cfg: s.cfg.Auth.Lockout}
 	return nil
 }
