@@ -117,17 +117,26 @@ func (m *memStore) live(key string, now int64) *memEntry {
 // max, or its soft limit for failure counters); mu is held.
 func (m *memStore) insert(key string, c int, limit int, count int64, expires, now int64) (*memEntry, error) {
 	cl := &m.classes[c]
-	if len(cl.byExp) >= limit {
-		m.sweep(c, now) // the caller swept once; more may have expired since
-		if len(cl.byExp) >= limit {
-			return nil, m.refuse(c, now)
-		}
+	if !m.makeRoom(c, 1, limit, now) {
+		return nil, m.refuse(c, now)
 	}
 	e := &memEntry{key: key, count: count, expires: expires, class: uint8(c)}
 	m.entries[key] = e
 	cl.byExp.push(e)
 	cl.inserted++
 	return e, nil
+}
+
+// makeRoom removes expired entries of class c, soonest first, until need
+// more fit under limit or none has expired; it reports whether they fit.
+// Only as many go as needed: need plus how far the class is over limit
+// (lockouts in their reserve), beyond its caller's memSweepBatch; mu is held.
+func (m *memStore) makeRoom(c, need, limit int, now int64) bool {
+	h := &m.classes[c].byExp
+	for len(*h)+need > limit && len(*h) > 0 && (*h)[0].expires <= now {
+		m.remove((*h)[0])
+	}
+	return len(*h)+need <= limit
 }
 
 // refuse counts a refused new key of class c and returns the error with
@@ -213,9 +222,9 @@ func (m *memStore) Incr(_ context.Context, key string, window time.Duration) (in
 	return n, err
 }
 
-// Reserve makes sure the failure counters keys exist (count 0, a window
-// starting now), so that a failure can be counted; it is called before
-// credentials are checked. All or nothing: a *storeFullError if the lockout
+// Reserve makes sure the failure counters keys exist (count 0, held for
+// window; the first failure starts their real window), so that a failure
+// can be counted; it is called before credentials are checked. All or nothing: a *storeFullError if the lockout
 // budget has no room for the missing ones.
 func (m *memStore) Reserve(_ context.Context, keys []string, window time.Duration) error {
 	m.mu.Lock()
@@ -229,7 +238,7 @@ func (m *memStore) Reserve(_ context.Context, keys []string, window time.Duratio
 		}
 	}
 	cl := &m.classes[classLock]
-	if len(cl.byExp)+len(missing) > cl.soft {
+	if !m.makeRoom(classLock, len(missing), cl.soft, now) {
 		return m.refuse(classLock, now)
 	}
 	for _, k := range missing {

@@ -138,6 +138,27 @@ func TestMemStoreAtCap(t *testing.T) {
 			}
 		}},
 	}
+	cases = append(cases, struct {
+		name string
+		run  func(t *testing.T, m *memStore, clk *fakeClock, keys []string)
+	}{"expired entries past one sweep batch make room", func(t *testing.T, m *memStore, clk *fakeClock, _ []string) {
+		st := m.stats()
+		soft := st.Max[classLock] - st.Max[classLock]/16
+		for i := range soft {
+			if _, err := m.Incr(ctx, fmt.Sprintf("execgate:fail:ip:%d", i), time.Second); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := range st.Max[classLock] - soft { // the lockouts' reserve, full
+			if err := m.Lock(ctx, fmt.Sprintf("execgate:lock:ip:%d", i), "none", time.Hour); err != nil {
+				t.Fatal(err)
+			}
+		}
+		clk.add(2 * time.Second) // every counter expired; far more than one batch
+		if err := m.Reserve(ctx, []string{"execgate:fail:pair:a", "execgate:fail:ip:a"}, time.Minute); err != nil {
+			t.Fatalf("reserve with %d expired counters: %v", soft, err)
+		}
+	}})
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			m, clk := newTestStore(maxKeys)
