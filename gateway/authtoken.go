@@ -177,6 +177,12 @@ func (s *Server) handleToken(c *gin.Context) error {
 	if err := s.take(c, s.limits.authUser, "user", "auth:user:"+name); err != nil {
 		return err
 	}
+	if err := s.lockouts.reserve(ctx, name, ip); err != nil {
+		if e, ok := s.storeFull(c, "lockout", err); ok {
+			return e // no room to count a failure: not checked at all
+		}
+		return httpErr(http.StatusServiceUnavailable, CodeUnavailable, "try again later", err)
+	}
 	cred, ok := s.creds.verify(req)
 	if !ok {
 		return s.loginFailed(c, ev, name, ip)
@@ -201,6 +207,9 @@ func (s *Server) loginFailed(c *gin.Context, ev Event, name, ip string) error {
 	_ = s.audit.Record(ctx, ev)
 	scope, err := s.lockouts.failed(ctx, name, ip)
 	if err != nil {
+		if e, ok := s.storeFull(c, "lockout", err); ok {
+			return e
+		}
 		return httpErr(http.StatusServiceUnavailable, CodeUnavailable, "try again later", err)
 	}
 	if scope != "" {

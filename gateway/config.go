@@ -38,6 +38,7 @@ type Config struct {
 	Limits  LimitsConfig  `yaml:"limits"`
 	Network NetworkConfig `yaml:"network"`
 	HTTP    HTTPConfig    `yaml:"http"`
+	Sandbox SandboxConfig `yaml:"sandbox"`
 
 	// Dev marks the no-argument development mode; not settable from a file.
 	Dev bool `yaml:"-"`
@@ -116,6 +117,16 @@ type LimitsConfig struct {
 	RefusalAuditTotal  string `yaml:"refusal_audit_total"`
 	MaxSessions        int    `yaml:"max_sessions"`
 	MaxSessionsPerUser int    `yaml:"max_sessions_per_user"`
+	// MemoryStoreMaxKeys caps the in-memory store's entries (without
+	// redis_url): see memStore.
+	MemoryStoreMaxKeys int `yaml:"memory_store_max_keys"`
+}
+
+// SandboxConfig is what the gateway passes to the sandbox Manager.
+type SandboxConfig struct {
+	// CgroupWarmup keeps the cgroup v1 warm-up on (sandbox.Config's
+	// DisableCgroupWarmup is its negation): a host-wide side effect.
+	CgroupWarmup bool `yaml:"cgroup_warmup"`
 }
 
 // NetworkConfig is who may connect. Empty allow lists allow every address;
@@ -184,7 +195,9 @@ func Default() Config {
 			RefusalAuditTotal:  "600-M",
 			MaxSessions:        64,
 			MaxSessionsPerUser: 4,
+			MemoryStoreMaxKeys: DefaultMemoryStoreMaxKeys,
 		},
+		Sandbox: SandboxConfig{CgroupWarmup: true},
 		Network: NetworkConfig{
 			AdminAllow: []string{"127.0.0.0/8", "::1/128"},
 		},
@@ -386,6 +399,9 @@ func (c *Config) validateLimits(bad badFunc) {
 		if _, err := parseRate(v); err != nil {
 			bad(k, "%v", err)
 		}
+	}
+	if n := c.Limits.MemoryStoreMaxKeys; n < minMemoryStoreMaxKeys || n > maxMemoryStoreMaxKeys {
+		bad("limits.memory_store_max_keys", "must be between %d and %d, got %d", minMemoryStoreMaxKeys, maxMemoryStoreMaxKeys, n)
 	}
 	if c.Limits.RedisURL != "" && !strings.HasPrefix(c.Limits.RedisURL, "redis://") && !strings.HasPrefix(c.Limits.RedisURL, "rediss://") {
 		bad("limits.redis_url", "must be a redis:// or rediss:// URL")

@@ -17,7 +17,9 @@
 //     token, with failures counted per user+IP and per IP and lockouts kept
 //     apart from the rate limiter's windows.
 //  3. Limits: per-IP and per-user rate limits (memory, or Redis shared by
-//     several instances) and a cap on concurrently running sandboxes,
+//     several instances; the memory store is bounded and refuses new
+//     clients rather than evict a live limit or lockout, memstore.go) and
+//     a cap on concurrently running sandboxes,
 //     globally and per user. Failed authentications and refusals are
 //     bounded per IP too (refusals.go): past the bound they are counted
 //     into one audit_suppressed line per IP and window instead of a line

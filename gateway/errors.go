@@ -19,12 +19,29 @@ var (
 	ErrLockedOut = errors.New("locked out")
 	// ErrDraining is returned once the server drains.
 	ErrDraining = errors.New("draining")
+	// ErrStoreFull is matched by a refused new key of the in-memory
+	// limiter and lockout store (limits.memory_store_max_keys).
+	ErrStoreFull = errors.New("limit store full")
 
 	// errHeaderBlockTooLarge is the read error net/http sees on a
 	// connection the header guard refused (inside an *net.OpError with Op
 	// "read", so net/http closes it without answering again).
 	errHeaderBlockTooLarge = errors.New("request header block over http.max_header_bytes")
 )
+
+// storeFullError is a new key refused by the in-memory limit store because
+// its Class budget is full; RetryAfter is when its soonest entry expires.
+type storeFullError struct {
+	Class      string
+	RetryAfter time.Duration
+}
+
+func (e *storeFullError) Error() string {
+	return fmt.Sprintf("limit store full: no room for a new %s key (limits.memory_store_max_keys)", e.Class)
+}
+
+// Unwrap returns ErrStoreFull.
+func (e *storeFullError) Unwrap() error { return ErrStoreFull }
 
 // HTTPError is an error with the HTTP status, the stable code and the
 // message a client sees. The wrapped error is the detail that is logged,

@@ -25,6 +25,10 @@ type rateLimits struct {
 	apiIP, authFailIP, refusalAudit, refusalAuditAll *limiter.Limiter
 	// suppressed counts the refusal lines not written one by one.
 	suppressed *suppressor
+	// mem is the in-memory store (nil with Redis); fullLog rate-limits the
+	// log lines of its refusals.
+	mem     *memStore
+	fullLog storeFullLog
 }
 
 func parseRate(s string) (limiter.Rate, error) {
@@ -42,9 +46,11 @@ func parseRate(s string) (limiter.Rate, error) {
 func (s *Server) initLimits(ctx context.Context) error {
 	var store limiter.Store
 	var locks lockStore
+	var mem *memStore
 	if s.cfg.Limits.RedisURL == "" {
-		m := newMemStore()
-		store, locks = m, m
+		mem = newMemStore(s.cfg.Limits.MemoryStoreMaxKeys)
+		store, locks = mem, mem
+		s.watchMemStore(mem)
 	} else {
 		opts, err := redis.ParseURL(s.cfg.Limits.RedisURL)
 		if err != nil {
@@ -101,6 +107,7 @@ func (s *Server) initLimits(ctx context.Context) error {
 		refusalAudit: mk(l.RefusalAuditPerIP), refusalAuditAll: mk(l.RefusalAuditTotal),
 		suppressed: newSuppressor(int(min(total.Limit, maxSuppressedKeys))),
 	}
+	s.limits.mem = mem
 	s.lockouts = &lockouts{store: locks, cfg: s.cfg.Auth.Lockout}
 	return nil
 }
@@ -109,6 +116,9 @@ func (s *Server) initLimits(ctx context.Context) error {
 // headers and returns a 429 HTTPError when over the limit.
 func (s *Server) take(c *gin.Context, lim *limiter.Limiter, scope, key string) error {
 	lc, err := lim.Get(c.Request.Context(), key)
+	if e, ok := s.storeFull(c, "rate limit "+scope, err); ok {
+		return e
+	}
 	if err != nil {
 		return httpErr(http.StatusServiceUnavailable, CodeUnavailable, "rate limiter unavailable", fmt.Errorf("rate limit %s: %w", scope, err))
 	}

@@ -15,8 +15,9 @@ import (
 type lockStore interface {
 	// Incr counts one failure in a window that starts with the first one.
 	Incr(ctx context.Context, key string, window time.Duration) (int64, error)
-	// Lock sets a lockout for d.
-	Lock(ctx context.Context, key string, d time.Duration) error
+	// Lock sets a lockout for d and removes the failure counter failKey
+	// that triggered it, in one step.
+	Lock(ctx context.Context, key, failKey string, d time.Duration) error
 	// TTL is what remains of a lockout, 0 if none.
 	TTL(ctx context.Context, key string) (time.Duration, error)
 	// Del removes a key.
@@ -44,6 +45,18 @@ func lockKeysFor(user, ip string) lockKeys {
 	}
 }
 
+// counterReserver is a lockStore of bounded size (memStore): Reserve makes
+// sure failure counters exist before credentials are checked, so that no
+// failure goes uncounted because the store was full.
+type counterReserver interface {
+	Reserve(ctx context.Context, keys []string, window time.Duration) error
+}
+
+// reserveFor is how long a reserved, still unused failure counter holds
+// its room: long enough for one credential check. The first failure gives
+// it the whole window.
+const reserveFor = time.Minute
+
 // locked returns how long the pair or the IP remains locked out (0: not).
 func (l *lockouts) locked(ctx context.Context, user, ip string) (time.Duration, error) {
 	k := lockKeysFor(user, ip)
@@ -56,6 +69,21 @@ func (l *lockouts) locked(ctx context.Context, user, ip string) (time.Duration, 
 		return 0, fmt.Errorf("lockout lookup: %w", err)
 	}
 	return max(a, b), nil
+}
+
+// reserve makes room to count a failure of this attempt, right before its
+// credentials are checked; no room is an error (ErrStoreFull): an attempt
+// must never be checked without being counted.
+func (l *lockouts) reserve(ctx context.Context, user, ip string) error {
+	r, ok := l.store.(counterReserver)
+	if !ok {
+		return nil // Redis: no cap of ours
+	}
+	k := lockKeysFor(user, ip)
+	if err := r.Reserve(ctx, []string{k.pairFail, k.ipFail}, min(l.cfg.Window, reserveFor)); err != nil {
+		return fmt.Errorf("reserve failure counters: %w", err)
+	}
+	return nil
 }
 
 // failed counts a failure; it returns the scope ("pair" or "ip") when this
@@ -72,17 +100,15 @@ func (l *lockouts) failed(ctx context.Context, user, ip string) (string, error) 
 	}
 	scope := ""
 	if n >= l.cfg.PairThreshold {
-		if err := l.store.Lock(ctx, k.pairLock, l.cfg.Duration); err != nil {
+		if err := l.store.Lock(ctx, k.pairLock, k.pairFail, l.cfg.Duration); err != nil {
 			return "", fmt.Errorf("lock out: %w", err)
 		}
-		_ = l.store.Del(ctx, k.pairFail)
 		scope = "pair"
 	}
 	if m >= l.cfg.IPThreshold {
-		if err := l.store.Lock(ctx, k.ipLock, l.cfg.Duration); err != nil {
+		if err := l.store.Lock(ctx, k.ipLock, k.ipFail, l.cfg.Duration); err != nil {
 			return "", fmt.Errorf("lock out: %w", err)
 		}
-		_ = l.store.Del(ctx, k.ipFail)
 		scope = "ip"
 	}
 	return scope, nil
@@ -105,8 +131,13 @@ func (r redisLocks) Incr(ctx context.Context, key string, window time.Duration) 
 	return incrWindow.Run(ctx, r.c, []string{key}, window.Milliseconds()).Int64()
 }
 
-func (r redisLocks) Lock(ctx context.Context, key string, d time.Duration) error {
-	return r.c.Set(ctx, key, 1, d).Err()
+func (r redisLocks) Lock(ctx context.Context, key, failKey string, d time.Duration) error {
+	_, err := r.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, key, 1, d)
+		p.Del(ctx, failKey)
+		return nil
+	})
+	return err
 }
 
 func (r redisLocks) TTL(ctx context.Context, key string) (time.Duration, error) {

@@ -145,12 +145,16 @@ func (s *suppressor) take(now time.Time, all bool) []suppressedSummary {
 // auditRefusal writes ev (a refusal of kind reason) unless its client IP
 // group is over limits.refusal_audit_per_ip, or all clients together over
 // limits.refusal_audit_total; then it only counts it. A limiter that cannot
-// answer never costs a line: ev is written.
+// answer never costs a line: ev is written; but a full in-memory store
+// (which many addresses can cause) has it counted under remote_ip "*".
 func (s *Server) auditRefusal(ctx context.Context, reason string, ev Event) {
 	key := rateKey(ev.RemoteIP)
 	lc, err := s.limits.refusalAudit.Get(ctx, "refusal:ip:"+key)
 	if err == nil && lc.Reached {
 		s.limits.suppressed.add(reason, key, time.Now(), time.Unix(lc.Reset, 0))
+		return
+	}
+	if suppressedFull(s.limits.suppressed, reason, err) {
 		return
 	}
 	s.auditTotal(ctx, reason, ev)
@@ -162,6 +166,9 @@ func (s *Server) auditTotal(ctx context.Context, reason string, ev Event) {
 	lc, err := s.limits.refusalAuditAll.Get(ctx, "refusal:all")
 	if err == nil && lc.Reached {
 		s.limits.suppressed.add(reason, allClients, time.Now(), time.Unix(lc.Reset, 0))
+		return
+	}
+	if suppressedFull(s.limits.suppressed, reason, err) {
 		return
 	}
 	if err := s.audit.Record(ctx, ev); err != nil {
@@ -176,6 +183,10 @@ func (s *Server) auditTotal(ctx context.Context, reason string, ev Event) {
 func (s *Server) authFailuresOver(c *gin.Context) bool {
 	key := rateKey(clientIP(c))
 	lc, err := s.limits.authFailIP.Get(c.Request.Context(), "authfail:ip:"+key)
+	if e, ok := s.storeFull(c, "auth failure limit", err); ok {
+		s.writeError(c, e) // refused: its failures could not be counted
+		return true
+	}
 	if err != nil {
 		s.log.Warn("auth failure limit unavailable", slog.String("request_id", requestID(c)), slog.String("error", err.Error()))
 		return false // the 401 is answered and audited as usual

@@ -145,11 +145,20 @@ type runtime struct {
 	close      func()
 }
 
+// sandboxConfig is the sandbox Manager's configuration from the gateway's.
+func sandboxConfig(cfg gateway.Config) sandbox.Config {
+	return sandbox.Config{
+		Instance:            cfg.Instance,
+		WorkspaceImageRoot:  filepath.Join(cfg.StateDir, "images"),
+		DisableCgroupWarmup: !cfg.Sandbox.CgroupWarmup,
+	}
+}
+
 // newRunner builds the Runner of serve: the sandbox manager and the
 // in-process executor. The self-check runs first; a missing piece is an
 // error, never a weaker sandbox.
 func newRunner(ctx context.Context, cfg gateway.Config, log *slog.Logger) (*runtime, error) {
-	sbCfg := sandbox.Config{Instance: cfg.Instance, WorkspaceImageRoot: filepath.Join(cfg.StateDir, "images")}
+	sbCfg := sandboxConfig(cfg)
 	checks, err := sandbox.Selfcheck(sbCfg)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox self-check: %w", err)

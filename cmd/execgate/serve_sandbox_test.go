@@ -1,0 +1,64 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestSandboxConfigCgroupWarmup checks that sandbox.cgroup_warmup of the
+// config file reaches the sandbox Manager's configuration of execgate serve
+// (the root executor builds its Manager from sandboxConfig).
+func TestSandboxConfigCgroupWarmup(t *testing.T) {
+	cases := []struct {
+		name        string
+		yaml        string
+		wantDisable bool
+	}{
+		{"default on", "", false},
+		{"explicitly on", "sandbox:\n  cgroup_warmup: true\n", false},
+		{"off", "sandbox:\n  cgroup_warmup: false\n", true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			key := filepath.Join(dir, "k.key")
+			if err := os.WriteFile(key, []byte("0123456789abcdef0123456789abcdef-x"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			conf := filepath.Join(dir, "execgate.yaml")
+			body := "state_dir: " + filepath.Join(dir, "state") + "\ninstance: warmtest\n" + tc.yaml
+			if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			f, err := parseServeFlags([]string{"--config", conf, "--jwt-key", key}, os.Stderr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := f.buildConfig()
+			if err != nil {
+				t.Fatalf("buildConfig: %v", err)
+			}
+			sb := sandboxConfig(cfg)
+			if sb.DisableCgroupWarmup != tc.wantDisable {
+				t.Errorf("DisableCgroupWarmup: got %v, want %v", sb.DisableCgroupWarmup, tc.wantDisable)
+			}
+			if sb.Instance != "warmtest" || sb.WorkspaceImageRoot != filepath.Join(dir, "state", "images") {
+				t.Errorf("instance %q, image root %q: other settings lost", sb.Instance, sb.WorkspaceImageRoot)
+			}
+		})
+	}
+	// A wrong type is a config error naming the line, not a silent default.
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(conf, []byte("sandbox:\n  cgroup_warmup: maybe\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := parseServeFlags([]string{"--config", conf}, os.Stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.buildConfig(); err == nil {
+		t.Error("cgroup_warmup: maybe was accepted")
+	}
+}
