@@ -91,7 +91,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"reason"}),
 		RateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "execgate_rate_limited_total",
-			Help: "Requests refused with 429 by scope (ip, user, sessions, lockout).",
+			Help: "Requests refused with 429 by scope (ip, user, sessions, lockout, auth_failures, store_full).",
 		}, []string{"scope"}),
 		PolicyReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "execgate_policy_reloads_total",
@@ -252,7 +252,9 @@ func (m *Metrics) Denied(reason string) {
 	m.Denials.WithLabelValues(nonEmpty(reason)).Inc()
 }
 
-// Limited counts a 429: scope is "ip", "user", "sessions" or "lockout".
+// Limited counts a 429: scope is "ip", "user", "sessions", "lockout",
+// "auth_failures" (per-IP failed authentications) or "store_full" (the
+// in-memory limit store at its cap).
 func (m *Metrics) Limited(scope string) {
 	if m == nil {
 		return
