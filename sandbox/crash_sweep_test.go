@@ -14,13 +14,14 @@ import (
 	"time"
 )
 
-// crashHelperEnv carries "instance state-root cgroup-parent" to the helper
+// crashHelperEnv carries "instance state-root cgroup-parent marker" to the helper
 // process of TestSweepAfterKill.
 const crashHelperEnv = "EXECGATE_CRASH_HELPER"
 
 // crashMarker is in the command line of the command the helper leaves
-// running when it is killed.
-const crashMarker = "271.8"
+// running when it is killed: a sleep length unique to this test process, so
+// that a leftover of another run is never mistaken for this one's.
+var crashMarker = fmt.Sprintf("271.%d", os.Getpid())
 
 // firstWrite closes ready on the first write (the command's "READY").
 type firstWrite struct {
@@ -41,7 +42,7 @@ func (w *firstWrite) Write(p []byte) (int, error) {
 // sandbox, says RUNNING on stdout and waits to be killed.
 func TestCrashHelperProcess(t *testing.T) {
 	f := strings.Fields(os.Getenv(crashHelperEnv))
-	if len(f) != 3 {
+	if len(f) != 4 {
 		return // not the helper
 	}
 	m, err := New(context.Background(), Config{Instance: f[0], StateRoot: f[1], CgroupParent: f[2]}, testLogger(t))
@@ -51,7 +52,7 @@ func TestCrashHelperProcess(t *testing.T) {
 	}
 	w := &firstWrite{ready: make(chan struct{})}
 	go func() {
-		_, _ = m.Run(context.Background(), Spec{Argv: []string{"/bin/sh", "-c", "echo READY; exec sleep " + crashMarker},
+		_, _ = m.Run(context.Background(), Spec{Argv: []string{"/bin/sh", "-c", "echo READY; exec sleep " + f[3]},
 			Profile: testProfile(), Stdout: w, Stderr: io.Discard})
 	}()
 	select {
@@ -87,7 +88,7 @@ func TestSweepAfterKill(t *testing.T) {
 	needSandbox(t)
 	cfg := testConfig(t)
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashHelperProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %s %s", crashHelperEnv, cfg.Instance, cfg.StateRoot, cfg.CgroupParent))
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %s %s %s", crashHelperEnv, cfg.Instance, cfg.StateRoot, cfg.CgroupParent, crashMarker))
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -100,6 +101,11 @@ func TestSweepAfterKill(t *testing.T) {
 		if !killed {
 			_ = cmd.Process.Kill()
 			_ = cmd.Wait()
+		}
+		if t.Failed() { // a Manager's sweep removes what a failed run left
+			if m, err := New(context.Background(), cfg, testLogger(t)); err == nil {
+				_ = m.Close()
+			}
 		}
 	}()
 	sc := bufio.NewScanner(stdout)
@@ -114,8 +120,12 @@ func TestSweepAfterKill(t *testing.T) {
 	if !running {
 		t.Fatal("the helper never had its command running")
 	}
-	if len(markerProcesses()) == 0 {
-		t.Fatal("the helper's command is not running on the host")
+	// READY comes from the shell just before it execs sleep: wait for the exec.
+	for deadline := time.Now().Add(10 * time.Second); len(markerProcesses()) == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the helper's command is not running on the host")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	_ = cmd.Process.Kill()
 	_ = cmd.Wait()
