@@ -86,11 +86,11 @@ func (p *procSandbox) Run(ctx context.Context, spec sandbox.Spec) (sandbox.Resul
 	}
 	if ctx.Err() != nil {
 		res.EndedBy = sandbox.EndedKilled
-		return res, nil
-	}
-	var ee *exec.ExitError
-	if err != nil && !errors.As(err, &ee) {
+	} else if ee := (*exec.ExitError)(nil); err != nil && !errors.As(err, &ee) {
 		return res, err
+	}
+	if spec.Finished != nil { // like the real sandbox: before its teardown
+		spec.Finished(res)
 	}
 	return res, nil
 }
