@@ -109,12 +109,6 @@ type auditReq struct {
 	n    int        // how many
 	buf  []byte     // line's storage, kept for reuse
 	done chan error // buffered: the writer never blocks on it
-	// early asks for a report on written once write(2) succeeded, before
-	// the fsync (RecordAllWritten); notified is the writer's note that it
-	// was sent.
-	early    bool
-	notified bool
-	written  chan error // buffered, like done
 }
 
 type auditOp int
@@ -184,7 +178,7 @@ func (a *Auditor) Record(ctx context.Context, ev Event) error {
 		auditReqPool.Put(r)
 		return err
 	}
-	r.line, r.n, r.early = line, 1, false
+	r.line, r.n = line, 1
 	return a.submit(ctx, r)
 }
 
@@ -193,15 +187,6 @@ func (a *Auditor) Record(ctx context.Context, ev Event) error {
 // in one group commit, so they cost the request one fsync. It returns once
 // every line is written and fsynced, or none is reported written.
 func (a *Auditor) RecordAll(ctx context.Context, evs ...Event) error {
-	r, err := a.encodeAll(evs)
-	if err != nil {
-		return err
-	}
-	return a.submit(ctx, r)
-}
-
-// encodeAll encodes evs into one pooled request.
-func (a *Auditor) encodeAll(evs []Event) (*auditReq, error) {
 	r := auditReqPool.Get().(*auditReq)
 	line := r.buf[:0]
 	for _, ev := range evs {
@@ -209,11 +194,11 @@ func (a *Auditor) encodeAll(evs []Event) (*auditReq, error) {
 		if line, err = a.appendLine(line, ev); err != nil {
 			r.buf = line[:0]
 			auditReqPool.Put(r)
-			return nil, err
+			return err
 		}
 	}
-	r.line, r.n, r.early = line, len(evs), false
-	return r, nil
+	r.line, r.n = line, len(evs)
+	return a.submit(ctx, r)
 }
 
 // submit hands r to the writer and waits for its group commit.
@@ -246,9 +231,7 @@ func (a *Auditor) submit(ctx context.Context, r *auditReq) error {
 
 // auditReqPool recycles requests (line buffer and done channel) of
 // Records that completed.
-var auditReqPool = sync.Pool{New: func() any {
-	return &auditReq{done: make(chan error, 1), written: make(chan error, 1), buf: make([]byte, 0, 1024)}
-}}
+var auditReqPool = sync.Pool{New: func() any { return &auditReq{done: make(chan error, 1), buf: make([]byte, 0, 1024)} }}
 
 // Reopen closes the audit log and opens Path again: after a rotation moved
 // the file away, new lines go to a new file. Lines already accepted are
@@ -354,10 +337,6 @@ func (a *Auditor) drain(batch []*auditReq) {
 func (a *Auditor) commit(batch []*auditReq) {
 	err := a.writeBatch(batch)
 	for _, r := range batch {
-		if r.early && !r.notified {
-			r.written <- err // the write failed
-		}
-		r.notified = false
 		r.done <- err // the caller owns r again from here
 	}
 }
@@ -385,12 +364,6 @@ func (a *Auditor) writeBatch(batch []*auditReq) error {
 		return a.fail(&AuditError{Op: "write", Path: a.path, Err: err})
 	}
 	a.size += int64(n)
-	for _, r := range batch { // written: the fsync runs while they go on
-		if r.early {
-			r.written <- nil
-			r.notified = true
-		}
-	}
 	if err := a.f.Sync(); err != nil {
 		// After a failed fsync the page cache cannot be trusted: start over
 		// with a fresh descriptor on the next batch.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/execgate/execgate/policy"
 	"github.com/execgate/execgate/sandbox"
+	"github.com/execgate/execgate/sandbox/executor"
 )
 
 // execRequest is the body of POST /v1/exec and /v1/exec/check: command and
@@ -230,6 +231,60 @@ func (s *Server) handleExec(c *gin.Context) error {
 	defer s.sessions.release(sess)
 	c.Set(ctxSession, sess.ID)
 	return s.run(ctx, c, sess, req, stdin, &d, dev)
+}
+
+// run audits the decision and the start (one group commit: one fsync
+// before the run), runs the job, audits the end and answers.
+func (s *Server) run(ctx context.Context, c *gin.Context, sess *session, req *execRequest, stdin []byte, d *policy.Decision, dev Event) error {
+	timeout, maxOut := effective(d.Profile, req)
+	// A buffered answer must be written before http.write_timeout.
+	timeout = min(timeout, s.cfg.HTTP.WriteTimeout-writeMargin)
+	start := s.event(c, EventExecStart)
+	start.Command, start.Argv = d.Command, d.Argv
+	if err := s.audit.RecordAll(ctx, dev, start); err != nil {
+		return auditUnavailable(err)
+	}
+	if st := authState(c); st != nil && dev.AuthMethod != "" {
+		st.written = true // the decision line is the auth record
+	}
+	stdout, stderr := &capBuffer{max: maxOut, sess: sess}, &capBuffer{max: maxOut, sess: sess}
+	job := executor.Job{ID: sess.ID, Request: req.policyRequest(Principal{Subject: sess.Subject, Roles: start.Roles}),
+		Timeout: timeout, MaxOutputBytes: maxOut, Stdin: bytes.NewReader(stdin), Stdout: stdout, Stderr: stderr}
+	s.metrics.SandboxActive(1)
+	t0 := time.Now()
+	_, res, runErr := s.deps.Runner.Run(ctx, job) // the executor's decision matches d, or comes as a DeniedError
+	s.metrics.SandboxActive(-1)
+	s.metrics.SandboxStarted(res.StartLatency)
+	var de *executor.DeniedError
+	if errors.As(runErr, &de) { // the executor decided again and denied
+		s.metrics.ExecDone(d.Command, OutcomeDenied, 0, 0, 0)
+		s.metrics.Denied(string(de.Decision.Reason))
+		ev := s.decisionEvent(c, req, &de.Decision)
+		ev.Error = "denied by the executor's own decision"
+		if err := s.audit.Record(context.WithoutCancel(ctx), ev); err != nil {
+			return auditUnavailable(err)
+		}
+		return denied(de.Decision)
+	}
+	if errors.Is(runErr, executor.ErrTooManyJobs) {
+		s.metrics.Limited("sessions")
+		return errTooManySessions(runErr)
+	}
+	s.metrics.ExecDone(d.Command, ExecOutcome(string(res.EndedBy), res.ExitCode, runErr), time.Since(t0), res.StdoutBytes, res.StderrBytes)
+	end := s.endEvent(c, d, res, runErr)
+	if err := s.audit.Record(context.WithoutCancel(ctx), end); err != nil {
+		return auditUnavailable(err)
+	}
+	if runErr != nil {
+		return httpErr(http.StatusServiceUnavailable, CodeUnavailable, "the command could not be run", fmt.Errorf("run %s: %w", sess.ID, runErr))
+	}
+	resp := execResponse{RequestID: requestID(c), ExitCode: res.ExitCode, Signal: res.Signal,
+		StdoutTruncated: res.StdoutTruncated || stdout.truncated, StderrTruncated: res.StderrTruncated || stderr.truncated,
+		DurationMS: res.Duration.Milliseconds(), EndedBy: string(res.EndedBy)}
+	resp.Stdout, resp.StdoutEncoding = encodeOutput(stdout.buf.Bytes())
+	resp.Stderr, resp.StderrEncoding = encodeOutput(stderr.buf.Bytes())
+	c.JSON(http.StatusOK, resp)
+	return nil
 }
 
 func (s *Server) endEvent(c *gin.Context, d *policy.Decision, res sandbox.Result, runErr error) Event {

@@ -365,8 +365,5 @@ type discardAudit struct{}
 func (discardAudit) Record(context.Context, Event) error       { return nil }
 func (discardAudit) RecordAll(context.Context, ...Event) error { return nil }
 func (discardAudit) Writable() error                           { return nil }
-func (discardAudit) RecordAllWritten(context.Context, ...Event) (*AuditCommit, error) {
-	return &AuditCommit{}, nil
-}
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -41,7 +41,6 @@ type Metrics struct {
 	ExecDuration     *prometheus.HistogramVec // execgate_exec_duration_seconds{command}
 	SandboxStart     prometheus.Histogram     // execgate_sandbox_start_seconds
 	ActiveSandboxes  prometheus.Gauge         // execgate_active_sandboxes
-	TeardownErrors   prometheus.Counter       // execgate_sandbox_teardown_errors_total
 	AuthFailures     *prometheus.CounterVec   // execgate_auth_failures_total{reason}
 	Denials          *prometheus.CounterVec   // execgate_denials_total{reason}
 	RateLimited      *prometheus.CounterVec   // execgate_rate_limited_total{scope}
@@ -132,13 +131,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "execgate_policy_last_reload_success_timestamp_seconds",
 			Help: "Unix time of the last successful policy load.",
 		}),
-		TeardownErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "execgate_sandbox_teardown_errors_total",
-			Help: "Sandbox teardowns that failed after the run's result was answered.",
-		}),
 		commands: make(map[string]struct{}),
 	}
-	reg.MustRegister(m.ExecTotal, m.ExecDuration, m.SandboxStart, m.ActiveSandboxes, m.TeardownErrors,
+	reg.MustRegister(m.ExecTotal, m.ExecDuration, m.SandboxStart, m.ActiveSandboxes,
 		m.AuthFailures, m.Denials, m.RateLimited, m.PolicyReloads, m.OutputBytes,
 		m.HTTPRequests, m.HTTPDuration, m.AuditLines, m.AuditSyncs, m.AuditErrors,
 		m.AuditBatchLines, m.PolicyReloadTime)
@@ -230,14 +225,6 @@ func (m *Metrics) SandboxStarted(d time.Duration) {
 		return
 	}
 	m.SandboxStart.Observe(d.Seconds())
-}
-
-// TeardownFailed counts a sandbox teardown that failed after the answer.
-func (m *Metrics) TeardownFailed() {
-	if m == nil {
-		return
-	}
-	m.TeardownErrors.Inc()
 }
 
 // SandboxActive adds delta (+1 on start, -1 on end) to the active gauge.

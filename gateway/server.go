@@ -25,9 +25,6 @@ type AuditSink interface {
 	Record(ctx context.Context, ev Event) error
 	// RecordAll writes several events durably in one group commit.
 	RecordAll(ctx context.Context, evs ...Event) error
-	// RecordAllWritten writes several events in one group commit and
-	// returns once they are written; AuditCommit.Wait reports their fsync.
-	RecordAllWritten(ctx context.Context, evs ...Event) (*AuditCommit, error)
 	// Writable reports whether a line could be written now.
 	Writable() error
 }

@@ -28,8 +28,7 @@ func validID(s string) bool {
 }
 
 // Run runs spec in a fresh container and returns when the command and
-// every process it started are gone and the container is destroyed.
-// Spec.Finished, when set, gets the Result before the destroy. An
+// every process it started are gone and the container is destroyed. An
 // error means the run could not be started (or its cleanup failed); a
 // command that ran and failed is a Result with its exit code or signal.
 // Cancelling ctx kills the container (EndedKilled).
@@ -224,9 +223,6 @@ func (r *run) execute(ctx context.Context) (res Result, err error) {
 	fillExit(&res, ws)
 	counters := readCounters(r.m.cfg.CgroupVersion, r.cfg.Cgroups.Path)
 	res.EndedBy = endedBy(ended, &res, counters, cpuTime(state), r.spec.Profile.CPUSeconds)
-	if r.spec.Finished != nil {
-		r.spec.Finished(res) // final: the deferred destroy only tears down
-	}
 	return res, nil
 }
 

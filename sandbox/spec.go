@@ -29,16 +29,6 @@ type Spec struct {
 	// Stdout only; Resize delivers window size changes.
 	TTY    bool
 	Resize <-chan WindowSize
-
-	// Finished, when set, is called once with the run's Result as soon as
-	// it is final (the command and every process it started are gone, its
-	// output was written to Stdout and Stderr, and ended_by was read from
-	// the cgroup counters), before the container is destroyed. Run itself
-	// still returns only after the teardown, with the same Result, or with
-	// the teardown's error. A caller can answer its client from Finished
-	// while the teardown runs. It must not block for long: the teardown
-	// waits for it. It is not called for a run that failed to start.
-	Finished func(Result)
 }
 
 // WindowSize is a terminal size.

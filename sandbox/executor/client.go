@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/execgate/execgate/policy"
-	"github.com/execgate/execgate/sandbox"
 )
 
 // DefaultOutputWindow is the credit the front grants per output stream.
@@ -49,8 +48,6 @@ type clientJob struct {
 	stdin   *credit
 	result  chan clientOutcome    // buffered 1
 	started chan *policy.Decision // buffered 1
-	// finished carries the finished frame's result (buffered 1).
-	finished chan sandbox.Result
 }
 
 type clientOutcome struct {
@@ -202,20 +199,6 @@ func (c *Client) dispatch(f frame) error {
 		case j.started <- &d:
 		default:
 			return bad("started twice")
-		}
-	case frameFinished:
-		var res sandbox.Result
-		if err := decodeStrict(f.Payload, &res); err != nil {
-			return bad(err.Error())
-		}
-		// All output precedes the finished frame: later data is a
-		// protocol error ("data after close").
-		j.stdout.finish(nil)
-		j.stderr.finish(nil)
-		select {
-		case j.finished <- res:
-		default:
-			return bad("finished twice")
 		}
 	case frameResult, frameError:
 		c.mu.Lock()

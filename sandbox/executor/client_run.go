@@ -38,7 +38,7 @@ func (c *Client) Run(ctx context.Context, job Job) (*policy.Decision, sandbox.Re
 	if job.Stdin != nil {
 		go c.pumpIn(j, job.Stdin)
 	}
-	o := c.control(ctx, j, job, &wg)
+	o := c.control(ctx, j, job)
 	wg.Wait()
 	if o.err != nil {
 		var de *DeniedError
@@ -64,8 +64,8 @@ func (c *Client) register(job Job) (*clientJob, error) {
 	c.next++
 	j := &clientJob{
 		num: c.next, stdout: newInbox(), stderr: newInbox(), result: make(chan clientOutcome, 1),
-		started: make(chan *policy.Decision, 1), finished: make(chan sandbox.Result, 1),
-		info: RunningJob{ID: job.ID, Subject: job.Request.Subject, Command: commandOf(job.Request), Started: time.Now()},
+		started: make(chan *policy.Decision, 1),
+		info:    RunningJob{ID: job.ID, Subject: job.Request.Subject, Command: commandOf(job.Request), Started: time.Now()},
 	}
 	if job.Stdin != nil {
 		j.stdin = newCredit()
@@ -109,44 +109,24 @@ func (c *Client) sendStart(j *clientJob, job Job) error {
 }
 
 // control forwards cancellation, resizes and signals until the outcome
-// arrives, and returns it. It calls job.Started and job.Finished as their
-// frames arrive; Finished only once pumps (the job's output) are done.
-func (c *Client) control(ctx context.Context, j *clientJob, job Job, pumps *sync.WaitGroup) clientOutcome {
+// arrives, and returns it.
+func (c *Client) control(ctx context.Context, j *clientJob, job Job) clientOutcome {
 	done, resize, signals := ctx.Done(), job.Resize, job.Signal
-	started := func(d *policy.Decision) {
-		if job.Started != nil {
-			job.Started(d)
-		}
-	}
-	finished := func(res sandbox.Result) {
-		pumps.Wait() // the output frames came first: deliver them first
-		if job.Finished != nil {
-			job.Finished(res)
-		}
-	}
 	for {
 		select {
 		case o := <-j.result:
 			select { // a started frame always precedes the result
 			case d := <-j.started:
-				started(d)
-			default:
-			}
-			select { // so does a finished frame, when one was sent
-			case res := <-j.finished:
-				finished(res)
+				if job.Started != nil {
+					job.Started(d)
+				}
 			default:
 			}
 			return o
 		case d := <-j.started:
-			started(d)
-		case res := <-j.finished:
-			select { // and a started frame precedes the finished one
-			case d := <-j.started:
-				started(d)
-			default:
+			if job.Started != nil {
+				job.Started(d)
 			}
-			finished(res)
 		case <-done:
 			done = nil
 			c.sendCtl(frame{Type: frameSignal, Job: j.num, Payload: []byte{sigKILL}})

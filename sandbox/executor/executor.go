@@ -40,16 +40,6 @@ type Job struct {
 	// the socket: without environment values). Streaming fronts use it to
 	// announce the session before any output; it must not block for long.
 	Started func(d *policy.Decision)
-
-	// Finished, when set, is called once with the run's result as soon as
-	// it is final and all output was written to Stdout and Stderr, before
-	// the sandbox is torn down (over the socket: when the finished frame
-	// arrives). Run returns after the teardown, with the same result or
-	// with the teardown's error; until then the job stays listed and holds
-	// its concurrency slot. A front can answer its client from Finished.
-	// It is not called for a job that was denied or failed to start, and it
-	// must not block for long.
-	Finished func(res sandbox.Result)
 }
 
 // RunningJob describes one job in progress, for the admin sessions view.

@@ -29,18 +29,17 @@ type frameType uint8
 
 // The frame types.
 const (
-	frameHello    frameType = 0x01 // both ways, job 0: version negotiation
-	frameStart    frameType = 0x10 // front -> executor: a job (JSON)
-	frameData     frameType = 0x20 // stdin (front ->), stdout/stderr (-> front)
-	frameClose    frameType = 0x21 // end of one stream
-	frameWindow   frameType = 0x22 // credit grant for one stream (u32)
-	frameResize   frameType = 0x30 // front -> executor: u16 rows, u16 cols
-	frameSignal   frameType = 0x31 // front -> executor: u8 signal code
-	frameResult   frameType = 0x40 // executor -> front: decision + result (JSON)
-	frameError    frameType = 0x41 // executor -> front: error (JSON)
-	frameStarted  frameType = 0x42 // executor -> front: allowed, starting (decision JSON)
-	frameFinished frameType = 0x43 // executor -> front: the result is final, teardown runs (result JSON)
-	frameReload   frameType = 0x50 // front -> executor, job 0: reload the policy from disk
+	frameHello   frameType = 0x01 // both ways, job 0: version negotiation
+	frameStart   frameType = 0x10 // front -> executor: a job (JSON)
+	frameData    frameType = 0x20 // stdin (front ->), stdout/stderr (-> front)
+	frameClose   frameType = 0x21 // end of one stream
+	frameWindow  frameType = 0x22 // credit grant for one stream (u32)
+	frameResize  frameType = 0x30 // front -> executor: u16 rows, u16 cols
+	frameSignal  frameType = 0x31 // front -> executor: u8 signal code
+	frameResult  frameType = 0x40 // executor -> front: decision + result (JSON)
+	frameError   frameType = 0x41 // executor -> front: error (JSON)
+	frameStarted frameType = 0x42 // executor -> front: allowed, starting (decision JSON)
+	frameReload  frameType = 0x50 // front -> executor, job 0: reload the policy from disk
 )
 
 func (t frameType) String() string {
@@ -67,8 +66,6 @@ func (t frameType) String() string {
 		return "reload"
 	case frameStarted:
 		return "started"
-	case frameFinished:
-		return "finished"
 	}
 	return fmt.Sprintf("0x%02x", uint8(t))
 }
@@ -109,18 +106,17 @@ type frameRule struct {
 }
 
 var frameRules = map[frameType]frameRule{
-	frameHello:    {minLen: 8, maxLen: 8, jobZero: true},
-	frameStart:    {minLen: 2, maxLen: MaxPayload},
-	frameData:     {minLen: 1, maxLen: MaxData, streams: true},
-	frameClose:    {minLen: 0, maxLen: 0, streams: true},
-	frameWindow:   {minLen: 4, maxLen: 4, streams: true},
-	frameResize:   {minLen: 4, maxLen: 4},
-	frameSignal:   {minLen: 1, maxLen: 1},
-	frameResult:   {minLen: 2, maxLen: MaxPayload},
-	frameError:    {minLen: 2, maxLen: MaxPayload, jobAny: true},
-	frameReload:   {minLen: 0, maxLen: 0, jobZero: true},
-	frameStarted:  {minLen: 2, maxLen: MaxPayload},
-	frameFinished: {minLen: 2, maxLen: MaxPayload},
+	frameHello:   {minLen: 8, maxLen: 8, jobZero: true},
+	frameStart:   {minLen: 2, maxLen: MaxPayload},
+	frameData:    {minLen: 1, maxLen: MaxData, streams: true},
+	frameClose:   {minLen: 0, maxLen: 0, streams: true},
+	frameWindow:  {minLen: 4, maxLen: 4, streams: true},
+	frameResize:  {minLen: 4, maxLen: 4},
+	frameSignal:  {minLen: 1, maxLen: 1},
+	frameResult:  {minLen: 2, maxLen: MaxPayload},
+	frameError:   {minLen: 2, maxLen: MaxPayload, jobAny: true},
+	frameReload:  {minLen: 0, maxLen: 0, jobZero: true},
+	frameStarted: {minLen: 2, maxLen: MaxPayload},
 }
 
 // checkHeader validates a header before its payload is read, so that a

@@ -86,11 +86,11 @@ func (p *procSandbox) Run(ctx context.Context, spec sandbox.Spec) (sandbox.Resul
 	}
 	if ctx.Err() != nil {
 		res.EndedBy = sandbox.EndedKilled
-	} else if ee := (*exec.ExitError)(nil); err != nil && !errors.As(err, &ee) {
-		return res, err
+		return res, nil
 	}
-	if spec.Finished != nil { // like the real sandbox: before its teardown
-		spec.Finished(res)
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		return res, err
 	}
 	return res, nil
 }

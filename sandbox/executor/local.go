@@ -126,7 +126,6 @@ func (l *Local) Run(ctx context.Context, job Job) (*policy.Decision, sandbox.Res
 		dc.Profile = &spec.Profile // the limits that apply (clamped)
 		job.Started(&dc)
 	}
-	spec.Finished = job.Finished
 	stop := l.forwardSignals(ctx, job, cancel)
 	res, err := l.sb.Run(ctx, spec)
 	stop()

@@ -118,13 +118,6 @@ func (sc *serverConn) attach(ctx context.Context, j *serverJob, job *Job) (stop 
 		}
 		sc.sendStarted(j.num, d)
 	}
-	job.Finished = func(res sandbox.Result) {
-		// After the last data frame (the copiers are done), before the
-		// teardown; the result or error frame still ends the job.
-		if err := sendJSON(sc.w, frameFinished, j.num, res); err != nil {
-			sc.srv.log.Debug("send finished frame", "error", err)
-		}
-	}
 	return func() {
 		mu.Lock()
 		if timer != nil {
