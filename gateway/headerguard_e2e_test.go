@@ -36,36 +36,11 @@ func (r rawResponse) errBody() errorBody {
 
 // rawExchange opens a TCP connection to addr, writes every part (in order,
 // from its own goroutine, ignoring write errors: the server may close
-// first) and reads answers until the server closes the connection.
+// first) and reads answers, as answers to GET requests, until the server
+// closes the connection.
 func rawExchange(t *testing.T, addr string, parts ...string) []rawResponse {
 	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
-	wrote := make(chan struct{})
-	go func() {
-		defer close(wrote)
-		for _, p := range parts {
-			if _, err := io.WriteString(conn, p); err != nil {
-				return
-			}
-		}
-	}()
-	defer func() { conn.Close(); <-wrote }()
-	br := bufio.NewReader(conn)
-	var out []rawResponse
-	for {
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			return out
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		out = append(out, rawResponse{status: resp.StatusCode, header: resp.Header, body: body})
-	}
+	return rawExchangeMethods(t, addr, nil, parts...)
 }
 
 func hostOf(url string) string { return strings.TrimPrefix(url, "http://") }
