@@ -171,6 +171,26 @@ func TestCheckUnprivileged(t *testing.T) {
 
 var errAny = errors.New("any error")
 
+// TestFrontEnv: the front gets the environment the process started with,
+// not the GOMAXPROCS=1 a Manager sets for its container inits.
+func TestFrontEnv(t *testing.T) {
+	start, had := os.LookupEnv("GOMAXPROCS")
+	t.Setenv("GOMAXPROCS", "1") // as sandbox.New does
+	var got []string
+	for _, kv := range frontEnv() {
+		if strings.HasPrefix(kv, "GOMAXPROCS=") || strings.HasPrefix(kv, FrontFDEnv+"=") {
+			got = append(got, kv)
+		}
+	}
+	want := []string{FrontFDEnv + "=3"}
+	if had {
+		want = []string{"GOMAXPROCS=" + start, FrontFDEnv + "=3"}
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("front environment has %q, want %q", got, want)
+	}
+}
+
 func TestWithoutEnv(t *testing.T) {
 	got := withoutEnv([]string{"A=1", FrontFDEnv + "=9", FrontFDEnv + "X=2"}, FrontFDEnv)
 	if strings.Join(got, ",") != "A=1,"+FrontFDEnv+"X=2" {
