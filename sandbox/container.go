@@ -27,7 +27,7 @@ func (r *run) start() error {
 		if err == nil {
 			return nil
 		}
-		r.m.log.Warn("container start failed", "subject", r.spec.Subject, "run", r.spec.ID, "container", r.id, "attempt", attempts, "err", err)
+		r.m.log.Warn("container start failed", "subject", r.spec.Subject, "container", r.id, "attempt", attempts, "err", err)
 		if cerr := r.cleanupFailedStart(); cerr != nil {
 			return &StartError{ID: r.id, Attempts: attempts, Err: errors.Join(err, cerr)}
 		}
@@ -128,7 +128,7 @@ func (r *run) destroy() error {
 		errs = append(errs, fmt.Errorf("remove state %s: %w", stateDir, err))
 	}
 	if len(errs) > 0 {
-		r.m.log.Error("container cleanup incomplete", "subject", r.spec.Subject, "run", r.spec.ID, "container", r.id, "err", errors.Join(errs...))
+		r.m.log.Error("container cleanup incomplete", "subject", r.spec.Subject, "container", r.id, "err", errors.Join(errs...))
 		return fmt.Errorf("cleanup container %s: %w", r.id, errors.Join(errs...))
 	}
 	return nil

@@ -27,7 +27,6 @@ type Manager struct {
 	images   *imageMounts
 	cgMounts []string      // mount points of every cgroup hierarchy
 	warm     *cgroupWarmer // nil on cgroup v2
-	prep     *cgroupPrep   // nil on cgroup v2
 
 	seccompMu    sync.Mutex
 	seccompCache map[string]*seccompProgram
@@ -68,7 +67,6 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Manager, error) {
 		return nil, err
 	}
 	m.starters = newStarterPool(cfg.Starters)
-	m.prep = newCgroupPrep(cfg.CgroupVersion, m.cgMounts, cfg.CgroupParent, m.newID, log)
 	if !cfg.DisableCgroupWarmup {
 		m.warm = newCgroupWarmer(cfg.CgroupVersion, m.cgMounts, log)
 	}
@@ -105,12 +103,6 @@ func (m *Manager) setUp(ctx context.Context) (err error) {
 	return nil
 }
 
-// newID returns a fresh container id: the name of its cgroup directories
-// and of its libcontainer state directory.
-func (m *Manager) newID() string {
-	return fmt.Sprintf("%s%d", containerPrefix, m.seq.Add(1))
-}
-
 // Config returns the effective configuration (defaults applied).
 func (m *Manager) Config() Config { return m.cfg }
 
@@ -140,10 +132,7 @@ func (m *Manager) Close() error {
 	m.bg.Wait()
 	m.warm.stop()
 	m.starters.close()
-	err := m.prep.stop()
-	if ierr := m.images.unmountAll(); ierr != nil {
-		err = errors.Join(err, ierr)
-	}
+	err := m.images.unmountAll()
 	for _, mnt := range m.cgMounts {
 		// The instance's parent cgroups, empty now; busy ones stay.
 		_ = unix.Rmdir(filepath.Join(mnt, m.cfg.CgroupParent))

@@ -85,12 +85,7 @@ func (m *Manager) prepare(ctx context.Context, spec *Spec) (*configs.Config, *se
 	if err != nil {
 		return nil, nil, err
 	}
-	// Last, when nothing can fail any more: a prepared id's cgroup
-	// directories exist, and only the run's destroy removes them.
-	id, ok := m.prep.take()
-	if !ok {
-		id = m.newID()
-	}
+	id := fmt.Sprintf("%s%s-%d", containerPrefix, spec.ID, m.seq.Add(1))
 	return buildConfig(configInput{
 		ID: id, CgroupParent: m.cfg.CgroupParent, CgroupVersion: m.cfg.CgroupVersion,
 		Rootfs: m.skel.root, Dev: m.skel.dev, Spec: spec,
@@ -177,8 +172,7 @@ func (r *run) execute(ctx context.Context) (res Result, err error) {
 	t0 := time.Now()
 	r.io, err = newRunIO(r.spec)
 	if err != nil {
-		// Nothing started; a prepared id's cgroup directories go.
-		return Result{}, errors.Join(err, r.destroy())
+		return Result{}, err
 	}
 	defer r.io.closeAll()
 	err = r.start()
