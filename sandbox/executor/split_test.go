@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/execgate/execgate/sandbox"
 	"io"
 	"os"
 	"strings"
@@ -174,7 +175,14 @@ var errAny = errors.New("any error")
 // TestFrontEnv: the front gets the environment the process started with,
 // not the GOMAXPROCS=1 a Manager sets for its container inits.
 func TestFrontEnv(t *testing.T) {
-	start, had := os.LookupEnv("GOMAXPROCS")
+	// The value the process started with (an earlier test's Manager may
+	// already have set GOMAXPROCS=1 in the environment).
+	start, had := "", false
+	for _, kv := range sandbox.Environ() {
+		if v, ok := strings.CutPrefix(kv, "GOMAXPROCS="); ok {
+			start, had = v, true
+		}
+	}
 	t.Setenv("GOMAXPROCS", "1") // as sandbox.New does
 	var got []string
 	for _, kv := range frontEnv() {
