@@ -1,11 +1,13 @@
 # execgate — `make help` lists the targets.
 SHELL      := /bin/bash
 GO         ?= go
-TAGS       := seccomp
+# Build tags and static-link flags: scripts/goflags.sh says why.
+TAGS       := $(shell . scripts/goflags.sh && echo "$$GO_TAGS")
+STATIC     := $(shell . scripts/goflags.sh && echo "$$GO_LDFLAGS_STATIC")
 export CGO_ENABLED := 1
 BIN        := bin/execgate
 VERSION    ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-LDFLAGS    := -X main.version=$(VERSION)
+LDFLAGS    := -X main.version=$(VERSION) $(STATIC)
 GOBIN      := $(CURDIR)/bin/tools
 STATICCHECK_VERSION := v0.8.2
 TEST_TIMEOUT ?= 25m
@@ -23,7 +25,7 @@ deps: ## install missing system packages (root; quiet when nothing is missing)
 	@bash scripts/install-deps.sh
 
 .PHONY: build
-build: ## build bin/execgate (cgo, -tags seccomp)
+build: ## build bin/execgate (cgo, -tags seccomp, statically linked)
 	@bash scripts/install-deps.sh >/dev/null 2>&1 || true
 	$(GO) build -tags $(TAGS) -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/execgate
 
@@ -55,7 +57,7 @@ deploy-check: ## check deploy/ with the real tools (nginx -t, systemd-analyze ve
 test: deps lint build ## lint, unit and integration tests (real sandbox: root), shipped policies and their tests
 	@if [ "$$(id -u)" -ne 0 ]; then echo "make test: the sandbox tests need root (run: sudo make test)"; exit 1; fi
 	$(MAKE) --no-print-directory policy-check deploy-check
-	$(GO) test -tags $(TAGS) -count=1 -p 2 -timeout $(TEST_TIMEOUT) $(PKGS)
+	$(GO) test -tags $(TAGS) -ldflags '$(STATIC)' -count=1 -p 2 -timeout $(TEST_TIMEOUT) $(PKGS)
 
 .PHONY: bench
 bench: build ## benchmarks: policy decisions, audit, gateway (a)-(d) with wrk, sandbox vs plain exec and bubblewrap

@@ -54,6 +54,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Manager, error) {
 	if _, err := Selfcheck(cfg); err != nil {
 		return nil, err
 	}
+	if err := setInitEnv(); err != nil {
+		return nil, fmt.Errorf("container init environment: %w", err)
+	}
 	locks, err := lockInstance(cfg)
 	if err != nil {
 		return nil, err

@@ -28,7 +28,8 @@ fi
 # (libcontainer seals the re-executed binary; trap 3 of the probe notes).
 bindir=$(mktemp -d /tmp/execgate-bench-gw.XXXXXX)
 trap 'rm -rf "$bindir"' EXIT
-CGO_ENABLED=1 go test -c -tags seccomp -o "$bindir/gateway.test" ./gateway/
+. scripts/goflags.sh # the flags of the shipped binary
+CGO_ENABLED=1 go test -c -tags "$GO_TAGS" -ldflags "$GO_LDFLAGS_STATIC" -o "$bindir/gateway.test" ./gateway/
 
 cd gateway
 EXECGATE_BENCH=1 "$bindir/gateway.test" -test.run '^TestBenchGateway$' -test.count=1 | grep -v '^PASS$'

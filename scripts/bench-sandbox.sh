@@ -23,7 +23,8 @@ fi
 # (libcontainer seals the re-executed binary; trap 3 of the probe notes).
 bindir=$(mktemp -d /tmp/execgate-bench-bin.XXXXXX)
 trap 'rm -rf "$bindir"' EXIT
-CGO_ENABLED=1 go test -c -tags seccomp -o "$bindir/sandbox.test" ./sandbox/
+. scripts/goflags.sh # the flags of the shipped binary
+CGO_ENABLED=1 go test -c -tags "$GO_TAGS" -ldflags "$GO_LDFLAGS_STATIC" -o "$bindir/sandbox.test" ./sandbox/
 
 cd sandbox
 EXECGATE_BENCH=1 "$bindir/sandbox.test" -test.run '^TestBenchCompare$' -test.count=1 | grep -v '^PASS$'

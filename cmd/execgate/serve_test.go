@@ -69,11 +69,17 @@ func TestServeRefusesToStart(t *testing.T) {
 	}
 }
 
-// buildBinary builds execgate once for the end-to-end test.
+// buildBinary builds execgate once for the end-to-end test, with the
+// flags of the shipped binary (scripts/goflags.sh).
 func buildBinary(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "execgate")
-	cmd := exec.Command("go", "build", "-tags", "seccomp", "-o", bin, ".")
+	flags, err := exec.Command("bash", "-c", `. ../../scripts/goflags.sh && printf '%s\n%s' "$GO_TAGS" "$GO_LDFLAGS_STATIC"`).Output()
+	if err != nil {
+		t.Fatalf("read scripts/goflags.sh: %v", err)
+	}
+	tags, ldflags, _ := strings.Cut(string(flags), "\n")
+	cmd := exec.Command("go", "build", "-tags", tags, "-ldflags", ldflags, "-o", bin, ".")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/execgate/execgate/sandbox"
 )
 
 // Split defaults.
@@ -172,7 +174,7 @@ func startFront(cfg SplitConfig, fu FrontUser, child *os.File) (*frontProc, erro
 	cmd.Stdin = nil
 	cmd.Stdout, cmd.Stderr = cfg.Stdout, cfg.Stderr
 	cmd.ExtraFiles = append([]*os.File{child}, cfg.ExtraFiles...) // fd 3, then 4...
-	cmd.Env = append(withoutEnv(os.Environ(), FrontFDEnv), FrontFDEnv+"=3")
+	cmd.Env = frontEnv()
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Credential: &syscall.Credential{Uid: uint32(fu.UID), Gid: uint32(fu.GID), Groups: []uint32{}},
 		Pdeathsig:  syscall.SIGKILL,
@@ -202,6 +204,13 @@ func startFront(cfg SplitConfig, fu FrontUser, child *os.File) (*frontProc, erro
 	}
 	fp.pid, fp.proc = cmd.Process.Pid, cmd.Process
 	return fp, nil
+}
+
+// frontEnv is the front's environment: this process's as it started
+// (sandbox.Environ, not os.Environ: the Manager sets GOMAXPROCS=1 for its
+// container inits, and the front sizes its own runtime) and FrontFDEnv.
+func frontEnv() []string {
+	return append(withoutEnv(sandbox.Environ(), FrontFDEnv), FrontFDEnv+"=3")
 }
 
 func withoutEnv(env []string, key string) []string {

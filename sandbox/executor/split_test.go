@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/execgate/execgate/sandbox"
 	"io"
 	"os"
 	"strings"
@@ -170,6 +171,33 @@ func TestCheckUnprivileged(t *testing.T) {
 }
 
 var errAny = errors.New("any error")
+
+// TestFrontEnv: the front gets the environment the process started with,
+// not the GOMAXPROCS=1 a Manager sets for its container inits.
+func TestFrontEnv(t *testing.T) {
+	// The value the process started with (an earlier test's Manager may
+	// already have set GOMAXPROCS=1 in the environment).
+	start, had := "", false
+	for _, kv := range sandbox.Environ() {
+		if v, ok := strings.CutPrefix(kv, "GOMAXPROCS="); ok {
+			start, had = v, true
+		}
+	}
+	t.Setenv("GOMAXPROCS", "1") // as sandbox.New does
+	var got []string
+	for _, kv := range frontEnv() {
+		if strings.HasPrefix(kv, "GOMAXPROCS=") || strings.HasPrefix(kv, FrontFDEnv+"=") {
+			got = append(got, kv)
+		}
+	}
+	want := []string{FrontFDEnv + "=3"}
+	if had {
+		want = []string{"GOMAXPROCS=" + start, FrontFDEnv + "=3"}
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("front environment has %q, want %q", got, want)
+	}
+}
 
 func TestWithoutEnv(t *testing.T) {
 	got := withoutEnv([]string{"A=1", FrontFDEnv + "=9", FrontFDEnv + "X=2"}, FrontFDEnv)
