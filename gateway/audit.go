@@ -109,6 +109,9 @@ type auditReq struct {
 	n    int        // how many
 	buf  []byte     // line's storage, kept for reuse
 	done chan error // buffered: the writer never blocks on it
+	// written, when set (RecordAllWritten), is closed once the batch's
+	// write(2) succeeded, before its fsync.
+	written chan struct{}
 }
 
 type auditOp int
@@ -364,6 +367,11 @@ func (a *Auditor) writeBatch(batch []*auditReq) error {
 		return a.fail(&AuditError{Op: "write", Path: a.path, Err: err})
 	}
 	a.size += int64(n)
+	for _, r := range batch {
+		if r.written != nil {
+			close(r.written)
+		}
+	}
 	if err := a.f.Sync(); err != nil {
 		// After a failed fsync the page cache cannot be trusted: start over
 		// with a fresh descriptor on the next batch.

@@ -13,8 +13,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/execgate/execgate/policy"
-	"github.com/execgate/execgate/sandbox"
-	"github.com/execgate/execgate/sandbox/executor"
 )
 
 // execRequest is the body of POST /v1/exec and /v1/exec/check: command and
@@ -218,86 +216,22 @@ func (s *Server) handleExec(c *gin.Context) error {
 		return denied(d)
 	}
 	p, _ := principal(c)
-	ctx, cancel := context.WithCancel(c.Request.Context())
-	defer cancel()
-	sess, err := s.sessions.acquire(requestID(c), p.Subject, d.Command, cancel)
+	reqCtx := c.Request.Context()
+	// The run's context is not the request's: the run outlives the handler
+	// by its sandbox's teardown. run cancels it when the client leaves
+	// while the command runs; /v1/sessions kill and shutdown cancel it too.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(reqCtx))
+	sess, err := s.sessions.acquire(reqCtx, requestID(c), p.Subject, d.Command, cancel)
 	if err != nil {
+		cancel()
 		if rerr := s.recordDecision(c, dev, &d); rerr != nil {
 			return rerr
 		}
 		s.metrics.Limited("sessions")
 		return err
 	}
-	defer s.sessions.release(sess)
 	c.Set(ctxSession, sess.ID)
-	return s.run(ctx, c, sess, req, stdin, &d, dev)
-}
-
-// run audits the decision and the start (one group commit: one fsync
-// before the run), runs the job, audits the end and answers.
-func (s *Server) run(ctx context.Context, c *gin.Context, sess *session, req *execRequest, stdin []byte, d *policy.Decision, dev Event) error {
-	timeout, maxOut := effective(d.Profile, req)
-	// A buffered answer must be written before http.write_timeout.
-	timeout = min(timeout, s.cfg.HTTP.WriteTimeout-writeMargin)
-	start := s.event(c, EventExecStart)
-	start.Command, start.Argv = d.Command, d.Argv
-	if err := s.audit.RecordAll(ctx, dev, start); err != nil {
-		return auditUnavailable(err)
-	}
-	if st := authState(c); st != nil && dev.AuthMethod != "" {
-		st.written = true // the decision line is the auth record
-	}
-	stdout, stderr := &capBuffer{max: maxOut, sess: sess}, &capBuffer{max: maxOut, sess: sess}
-	job := executor.Job{ID: sess.ID, Request: req.policyRequest(Principal{Subject: sess.Subject, Roles: start.Roles}),
-		Timeout: timeout, MaxOutputBytes: maxOut, Stdin: bytes.NewReader(stdin), Stdout: stdout, Stderr: stderr}
-	s.metrics.SandboxActive(1)
-	t0 := time.Now()
-	_, res, runErr := s.deps.Runner.Run(ctx, job) // the executor's decision matches d, or comes as a DeniedError
-	s.metrics.SandboxActive(-1)
-	s.metrics.SandboxStarted(res.StartLatency)
-	var de *executor.DeniedError
-	if errors.As(runErr, &de) { // the executor decided again and denied
-		s.metrics.ExecDone(d.Command, OutcomeDenied, 0, 0, 0)
-		s.metrics.Denied(string(de.Decision.Reason))
-		ev := s.decisionEvent(c, req, &de.Decision)
-		ev.Error = "denied by the executor's own decision"
-		if err := s.audit.Record(context.WithoutCancel(ctx), ev); err != nil {
-			return auditUnavailable(err)
-		}
-		return denied(de.Decision)
-	}
-	if errors.Is(runErr, executor.ErrTooManyJobs) {
-		s.metrics.Limited("sessions")
-		return errTooManySessions(runErr)
-	}
-	s.metrics.ExecDone(d.Command, ExecOutcome(string(res.EndedBy), res.ExitCode, runErr), time.Since(t0), res.StdoutBytes, res.StderrBytes)
-	end := s.endEvent(c, d, res, runErr)
-	if err := s.audit.Record(context.WithoutCancel(ctx), end); err != nil {
-		return auditUnavailable(err)
-	}
-	if runErr != nil {
-		return httpErr(http.StatusServiceUnavailable, CodeUnavailable, "the command could not be run", fmt.Errorf("run %s: %w", sess.ID, runErr))
-	}
-	resp := execResponse{RequestID: requestID(c), ExitCode: res.ExitCode, Signal: res.Signal,
-		StdoutTruncated: res.StdoutTruncated || stdout.truncated, StderrTruncated: res.StderrTruncated || stderr.truncated,
-		DurationMS: res.Duration.Milliseconds(), EndedBy: string(res.EndedBy)}
-	resp.Stdout, resp.StdoutEncoding = encodeOutput(stdout.buf.Bytes())
-	resp.Stderr, resp.StderrEncoding = encodeOutput(stderr.buf.Bytes())
-	c.JSON(http.StatusOK, resp)
-	return nil
-}
-
-func (s *Server) endEvent(c *gin.Context, d *policy.Decision, res sandbox.Result, runErr error) Event {
-	ev := s.event(c, EventExecEnd)
-	ev.Command = d.Command
-	ev.ExitCode, ev.Signal, ev.EndedBy = AuditInt(res.ExitCode), res.Signal, string(res.EndedBy)
-	ev.DurationMS, ev.StartLatencyMS = res.Duration.Milliseconds(), res.StartLatency.Milliseconds()
-	ev.StdoutBytes, ev.StderrBytes = res.StdoutBytes, res.StderrBytes
-	ev.StdoutTruncated, ev.StderrTruncated = res.StdoutTruncated, res.StderrTruncated
-	if runErr != nil {
-		ev.Error = runErr.Error()
-	}
-	return ev
+	return s.run(reqCtx, ctx, c, sess, runInput{req: req, stdin: stdin, d: &d, dev: dev})
 }
 
 // encodeOutput returns output as a string, base64 when it is not UTF-8.

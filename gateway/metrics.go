@@ -41,6 +41,7 @@ type Metrics struct {
 	ExecDuration     *prometheus.HistogramVec // execgate_exec_duration_seconds{command}
 	SandboxStart     prometheus.Histogram     // execgate_sandbox_start_seconds
 	ActiveSandboxes  prometheus.Gauge         // execgate_active_sandboxes
+	TeardownErrors   prometheus.Counter       // execgate_sandbox_teardown_errors_total
 	AuthFailures     *prometheus.CounterVec   // execgate_auth_failures_total{reason}
 	Denials          *prometheus.CounterVec   // execgate_denials_total{reason}
 	RateLimited      *prometheus.CounterVec   // execgate_rate_limited_total{scope}
@@ -79,7 +80,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		ActiveSandboxes: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "execgate_active_sandboxes",
-			Help: "Sandboxes running now.",
+			Help: "Sandboxes running now or being torn down.",
+		}),
+		TeardownErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "execgate_sandbox_teardown_errors_total",
+			Help: "Sandbox teardowns that failed after the command's answer was sent (details in the log).",
 		}),
 		AuthFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "execgate_auth_failures_total",
@@ -133,7 +138,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		commands: make(map[string]struct{}),
 	}
-	reg.MustRegister(m.ExecTotal, m.ExecDuration, m.SandboxStart, m.ActiveSandboxes,
+	reg.MustRegister(m.ExecTotal, m.ExecDuration, m.SandboxStart, m.ActiveSandboxes, m.TeardownErrors,
 		m.AuthFailures, m.Denials, m.RateLimited, m.PolicyReloads, m.OutputBytes,
 		m.HTTPRequests, m.HTTPDuration, m.AuditLines, m.AuditSyncs, m.AuditErrors,
 		m.AuditBatchLines, m.PolicyReloadTime)
@@ -233,6 +238,14 @@ func (m *Metrics) SandboxActive(delta int) {
 		return
 	}
 	m.ActiveSandboxes.Add(float64(delta))
+}
+
+// TeardownFailed counts a sandbox teardown that failed after the answer.
+func (m *Metrics) TeardownFailed() {
+	if m == nil {
+		return
+	}
+	m.TeardownErrors.Inc()
 }
 
 // AuthFailed counts a refused authentication. reason is a fixed code, never

@@ -23,8 +23,9 @@ import (
 type AuditSink interface {
 	// Record writes one event durably; an error means it was not written.
 	Record(ctx context.Context, ev Event) error
-	// RecordAll writes several events durably in one group commit.
-	RecordAll(ctx context.Context, evs ...Event) error
+	// RecordAllWritten writes several events in one group commit and
+	// returns once they are written; the AuditCommit waits for the fsync.
+	RecordAllWritten(ctx context.Context, evs ...Event) (AuditCommit, error)
 	// Writable reports whether a line could be written now.
 	Writable() error
 }
@@ -321,10 +322,20 @@ func (s *Server) shutdown(metricsSrv *http.Server) {
 		}
 		cancel()
 	}
+	// Answers are out; sandboxes may still be tearing down (exec_run.go).
+	teardownCtx, cancel := context.WithTimeout(context.Background(), teardownWait)
+	if s.sessions.wait(teardownCtx) != nil {
+		s.log.Error("sandbox teardowns still running at shutdown", slog.Int("sessions", s.sessions.count()))
+	}
+	cancel()
 	if metricsSrv != nil {
 		_ = metricsSrv.Close()
 	}
 }
+
+// teardownWait bounds how long shutdown waits for the teardown of sandboxes
+// whose commands have already answered.
+const teardownWait = 15 * time.Second
 
 func (s *Server) metricsServer() (*http.Server, net.Listener, error) {
 	if s.deps.Registry == nil || (s.cfg.MetricsListen == "" && s.deps.MetricsListener == nil) {

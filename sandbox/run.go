@@ -223,6 +223,9 @@ func (r *run) execute(ctx context.Context) (res Result, err error) {
 	fillExit(&res, ws)
 	counters := readCounters(r.m.cfg.CgroupVersion, r.cfg.Cgroups.Path)
 	res.EndedBy = endedBy(ended, &res, counters, cpuTime(state), r.spec.Profile.CPUSeconds)
+	if r.spec.Finished != nil {
+		r.spec.Finished(res) // before the deferred destroy
+	}
 	return res, nil
 }
 

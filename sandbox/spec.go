@@ -29,6 +29,16 @@ type Spec struct {
 	// Stdout only; Resize delivers window size changes.
 	TTY    bool
 	Resize <-chan WindowSize
+
+	// Finished, when set, is called once with the run's final Result as
+	// soon as the command has ended and all of its output was written to
+	// Stdout and Stderr: the command and every process it started are dead
+	// or dying (PID 1 has exited), only the container's teardown is left.
+	// Run still returns that Result afterwards (or, when the teardown
+	// failed, the Result with an error). A caller may answer its client
+	// from here while Run tears the container down. It must not block for
+	// long; it is not called when the run fails to start.
+	Finished func(Result)
 }
 
 // WindowSize is a terminal size.

@@ -2,6 +2,7 @@
 # Gateway benchmark (make bench), issue 4's table: in one run on this
 # machine, with wrk on loopback against servers in one Go process, req/s,
 # p50/p99 and CPU per request of (a) a bare Gin handler answering 200,
+# (a') a bare Gin handler taking the same POST body as (c) and answering JSON,
 # (b) 401 on a bad token, (c) POST /v1/exec/check with a valid token (audit
 # log durable), in interleaved rounds, with (b)/(a) and (c)/(a); then (d)
 # POST /v1/exec of /bin/true against the same sandbox Runner called
@@ -10,7 +11,7 @@
 #
 # Needs root (the sandbox) and wrk (installed by scripts/install-deps.sh).
 # EXECGATE_BENCH_WRK ("-t2 -c64 -d5s"), EXECGATE_BENCH_ROUNDS (3) and
-# EXECGATE_BENCH_PAIRS (200) tune it; EXECGATE_BENCH_CPUPROFILE=FILE writes
+# EXECGATE_BENCH_PAIRS (200; 0 skips (d)) tune it; EXECGATE_BENCH_CPUPROFILE=FILE writes
 # a CPU profile of the (c) legs.
 set -euo pipefail
 cd "$(dirname "$0")/.."

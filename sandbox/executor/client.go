@@ -46,8 +46,9 @@ type clientJob struct {
 	stdout  *inbox
 	stderr  *inbox
 	stdin   *credit
-	result  chan clientOutcome    // buffered 1
-	started chan *policy.Decision // buffered 1
+	result   chan clientOutcome    // buffered 1
+	started  chan *policy.Decision // buffered 1
+	finished chan resultMsg        // buffered 1
 }
 
 type clientOutcome struct {
@@ -199,6 +200,19 @@ func (c *Client) dispatch(f frame) error {
 		case j.started <- &d:
 		default:
 			return bad("started twice")
+		}
+	case frameFinish:
+		var m resultMsg
+		if err := decodeStrict(f.Payload, &m); err != nil || m.Err != nil {
+			return bad("bad finished message")
+		}
+		// Every data frame came before this one: the streams are complete.
+		j.stdout.finish(nil)
+		j.stderr.finish(nil)
+		select {
+		case j.finished <- m:
+		default:
+			return bad("finished twice")
 		}
 	case frameResult, frameError:
 		c.mu.Lock()

@@ -38,7 +38,7 @@ func (c *Client) Run(ctx context.Context, job Job) (*policy.Decision, sandbox.Re
 	if job.Stdin != nil {
 		go c.pumpIn(j, job.Stdin)
 	}
-	o := c.control(ctx, j, job)
+	o := c.control(ctx, j, job, &wg)
 	wg.Wait()
 	if o.err != nil {
 		var de *DeniedError
@@ -64,7 +64,7 @@ func (c *Client) register(job Job) (*clientJob, error) {
 	c.next++
 	j := &clientJob{
 		num: c.next, stdout: newInbox(), stderr: newInbox(), result: make(chan clientOutcome, 1),
-		started: make(chan *policy.Decision, 1),
+		started: make(chan *policy.Decision, 1), finished: make(chan resultMsg, 1),
 		info:    RunningJob{ID: job.ID, Subject: job.Request.Subject, Command: commandOf(job.Request), Started: time.Now()},
 	}
 	if job.Stdin != nil {
@@ -109,9 +109,16 @@ func (c *Client) sendStart(j *clientJob, job Job) error {
 }
 
 // control forwards cancellation, resizes and signals until the outcome
-// arrives, and returns it.
-func (c *Client) control(ctx context.Context, j *clientJob, job Job) clientOutcome {
+// arrives, and returns it. On a finished frame it waits for pumps (the
+// output writers) to take the last output, then calls job.Finished.
+func (c *Client) control(ctx context.Context, j *clientJob, job Job, pumps *sync.WaitGroup) clientOutcome {
 	done, resize, signals := ctx.Done(), job.Resize, job.Signal
+	finished := func(m resultMsg) {
+		pumps.Wait()
+		if job.Finished != nil {
+			job.Finished(&m.Decision, m.Result)
+		}
+	}
 	for {
 		select {
 		case o := <-j.result:
@@ -122,11 +129,18 @@ func (c *Client) control(ctx context.Context, j *clientJob, job Job) clientOutco
 				}
 			default:
 			}
+			select { // and a finished frame, when there is one
+			case m := <-j.finished:
+				finished(m)
+			default:
+			}
 			return o
 		case d := <-j.started:
 			if job.Started != nil {
 				job.Started(d)
 			}
+		case m := <-j.finished:
+			finished(m)
 		case <-done:
 			done = nil
 			c.sendCtl(frame{Type: frameSignal, Job: j.num, Payload: []byte{sigKILL}})

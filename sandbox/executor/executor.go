@@ -40,6 +40,15 @@ type Job struct {
 	// the socket: without environment values). Streaming fronts use it to
 	// announce the session before any output; it must not block for long.
 	Started func(d *policy.Decision)
+
+	// Finished, when set, is called once with the executor's decision and
+	// the job's final result as soon as the command has ended and all of
+	// its output was written to Stdout and Stderr, before the sandbox is
+	// torn down (sandbox.Spec.Finished). Run returns afterwards, once the
+	// teardown is over; its error then may report a failed teardown. A
+	// front may answer its client from here. It must not block for long.
+	// It is not called for a job that is denied or fails to start.
+	Finished func(d *policy.Decision, res sandbox.Result)
 }
 
 // RunningJob describes one job in progress, for the admin sessions view.

@@ -39,6 +39,7 @@ const (
 	frameResult  frameType = 0x40 // executor -> front: decision + result (JSON)
 	frameError   frameType = 0x41 // executor -> front: error (JSON)
 	frameStarted frameType = 0x42 // executor -> front: allowed, starting (decision JSON)
+	frameFinish  frameType = 0x43 // executor -> front: command ended, output complete (result JSON)
 	frameReload  frameType = 0x50 // front -> executor, job 0: reload the policy from disk
 )
 
@@ -66,6 +67,8 @@ func (t frameType) String() string {
 		return "reload"
 	case frameStarted:
 		return "started"
+	case frameFinish:
+		return "finished"
 	}
 	return fmt.Sprintf("0x%02x", uint8(t))
 }
@@ -117,6 +120,7 @@ var frameRules = map[frameType]frameRule{
 	frameError:   {minLen: 2, maxLen: MaxPayload, jobAny: true},
 	frameReload:  {minLen: 0, maxLen: 0, jobZero: true},
 	frameStarted: {minLen: 2, maxLen: MaxPayload},
+	frameFinish:  {minLen: 2, maxLen: MaxPayload},
 }
 
 // checkHeader validates a header before its payload is read, so that a

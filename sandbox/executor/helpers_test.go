@@ -55,6 +55,9 @@ func loadPolicy(t testing.TB) *policy.Set {
 type procSandbox struct {
 	mu   sync.Mutex
 	pgid map[string]int
+	// teardown, when set, is how long Run takes after calling
+	// Spec.Finished (a container's teardown).
+	teardown time.Duration
 }
 
 func newProcSandbox() *procSandbox { return &procSandbox{pgid: map[string]int{}} }
@@ -86,12 +89,13 @@ func (p *procSandbox) Run(ctx context.Context, spec sandbox.Spec) (sandbox.Resul
 	}
 	if ctx.Err() != nil {
 		res.EndedBy = sandbox.EndedKilled
-		return res, nil
-	}
-	var ee *exec.ExitError
-	if err != nil && !errors.As(err, &ee) {
+	} else if ee := (*exec.ExitError)(nil); err != nil && !errors.As(err, &ee) {
 		return res, err
 	}
+	if spec.Finished != nil {
+		spec.Finished(res)
+	}
+	time.Sleep(p.teardown)
 	return res, nil
 }
 

@@ -126,6 +126,10 @@ func (l *Local) Run(ctx context.Context, job Job) (*policy.Decision, sandbox.Res
 		dc.Profile = &spec.Profile // the limits that apply (clamped)
 		job.Started(&dc)
 	}
+	if job.Finished != nil {
+		dc := d
+		spec.Finished = func(res sandbox.Result) { job.Finished(&dc, res) }
+	}
 	stop := l.forwardSignals(ctx, job, cancel)
 	res, err := l.sb.Run(ctx, spec)
 	stop()

@@ -118,6 +118,7 @@ func (sc *serverConn) attach(ctx context.Context, j *serverJob, job *Job) (stop 
 		}
 		sc.sendStarted(j.num, d)
 	}
+	job.Finished = func(d *policy.Decision, res sandbox.Result) { sc.sendFinished(j.num, d, res) }
 	return func() {
 		mu.Lock()
 		if timer != nil {
@@ -134,6 +135,21 @@ func (sc *serverConn) sendStarted(num uint64, d *policy.Decision) {
 	dec.Env, dec.Trace = nil, nil
 	if err := sendJSON(sc.w, frameStarted, num, &dec); err != nil {
 		sc.srv.log.Debug("send started frame", "error", err)
+	}
+}
+
+// sendFinished tells the front the command has ended: every data frame of
+// the job was sent before this one. The result frame follows after the
+// sandbox's teardown.
+func (sc *serverConn) sendFinished(num uint64, d *policy.Decision, res sandbox.Result) {
+	dec := *d
+	dec.Env = nil
+	p, err := marshalResult(resultMsg{Decision: dec, Result: res})
+	if err == nil {
+		err = sc.w.send(frame{Type: frameFinish, Job: num, Payload: p})
+	}
+	if err != nil {
+		sc.srv.log.Debug("send finished frame", "error", err)
 	}
 }
 

@@ -1,0 +1,56 @@
+package gateway
+
+import (
+	"context"
+)
+
+// AuditCommit waits for the fsync of lines that RecordAllWritten wrote:
+// nil once they are durable, an error matching ErrAuditUnavailable when the
+// sync failed, or ctx.Err().
+type AuditCommit func(ctx context.Context) error
+
+// RecordAllWritten is RecordAll in two steps, for /v1/exec: it returns as
+// soon as the lines are written to the file (write(2) succeeded, so they
+// are in the log, in order, and a crash of this process cannot lose them),
+// and the returned AuditCommit waits for their group commit's fsync. The
+// caller may start the command in between, so that the fsync overlaps the
+// sandbox's start instead of adding to it; it must wait for the commit
+// before answering, and stop the command when the commit fails. A write
+// failure returns the error and no commit: nothing may run.
+func (a *Auditor) RecordAllWritten(ctx context.Context, evs ...Event) (AuditCommit, error) {
+	r := &auditReq{done: make(chan error, 1), written: make(chan struct{})}
+	for _, ev := range evs {
+		var err error
+		if r.line, err = a.appendLine(r.line, ev); err != nil {
+			return nil, err
+		}
+	}
+	r.n = len(evs)
+	a.mu.RLock()
+	if a.closed {
+		a.mu.RUnlock()
+		return nil, ErrAuditClosed
+	}
+	select {
+	case a.reqs <- r:
+	case <-ctx.Done():
+		a.mu.RUnlock()
+		return nil, ctx.Err()
+	}
+	a.mu.RUnlock()
+	select {
+	case <-r.written:
+	case err := <-r.done: // the write failed: done came without written
+		return nil, err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return func(ctx context.Context) error {
+		select {
+		case err := <-r.done:
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}, nil
+}
