@@ -204,22 +204,27 @@ func (a *Auditor) RecordAll(ctx context.Context, evs ...Event) error {
 	return a.submit(ctx, r)
 }
 
-// submit hands r to the writer and waits for its group commit.
-func (a *Auditor) submit(ctx context.Context, r *auditReq) error {
+// enqueue hands r to the writer; on an error the writer never saw it.
+func (a *Auditor) enqueue(ctx context.Context, r *auditReq) error {
 	a.mu.RLock()
+	defer a.mu.RUnlock()
 	if a.closed {
-		a.mu.RUnlock()
-		auditReqPool.Put(r)
 		return ErrAuditClosed
 	}
 	select {
 	case a.reqs <- r:
+		return nil
 	case <-ctx.Done():
-		a.mu.RUnlock()
-		auditReqPool.Put(r)
 		return ctx.Err()
 	}
-	a.mu.RUnlock()
+}
+
+// submit hands r to the writer and waits for its group commit.
+func (a *Auditor) submit(ctx context.Context, r *auditReq) error {
+	if err := a.enqueue(ctx, r); err != nil {
+		auditReqPool.Put(r)
+		return err
+	}
 	select {
 	case err := <-r.done:
 		if cap(r.line) <= 64<<10 { // the writer is done with it: reuse

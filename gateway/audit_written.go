@@ -26,22 +26,18 @@ func (a *Auditor) RecordAllWritten(ctx context.Context, evs ...Event) (AuditComm
 		}
 	}
 	r.n = len(evs)
-	a.mu.RLock()
-	if a.closed {
-		a.mu.RUnlock()
-		return nil, ErrAuditClosed
+	if err := a.enqueue(ctx, r); err != nil {
+		return nil, err
 	}
-	select {
-	case a.reqs <- r:
-	case <-ctx.Done():
-		a.mu.RUnlock()
-		return nil, ctx.Err()
-	}
-	a.mu.RUnlock()
 	select {
 	case <-r.written:
-	case err := <-r.done: // the write failed: done came without written
-		return nil, err
+	case err := <-r.done:
+		select {
+		case <-r.written: // written, then synced (or not) before we looked
+			return func(context.Context) error { return err }, nil
+		default: // the write failed: nothing was written
+			return nil, err
+		}
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}

@@ -22,6 +22,8 @@ var (
 	// ErrStoreFull is matched by a refused new key of the in-memory
 	// limiter and lockout store (limits.memory_store_max_keys).
 	ErrStoreFull = errors.New("limit store full")
+	// ErrRunnerPanic is matched by the error of a run whose Runner panicked.
+	ErrRunnerPanic = errors.New("runner panicked")
 
 	// errHeaderBlockTooLarge is the read error net/http sees on a
 	// connection the header guard refused (inside an *net.OpError with Op

@@ -59,12 +59,14 @@ func TestExecAnswerBeforeTeardown(t *testing.T) {
 	if n := env.srv.sessions.count(); n != 1 {
 		t.Errorf("sessions during the teardown: got %d, want 1 (the sandbox still exists)", n)
 	}
-	if got := env.do("GET", "/v1/sessions", alice, nil); got.status != 200 || len(got.json(t)["sessions"].([]any)) != 0 {
-		t.Errorf("/v1/sessions during the teardown: got %s, want no running session", got.body)
+	if got := env.do("GET", "/v1/sessions", alice, nil); got.status != 200 || !strings.Contains(string(got.body), `"state":"ending"`) {
+		t.Errorf("/v1/sessions during the teardown: got %s, want the session with state ending", got.body)
 	}
 	// The next command of the same user (cap 1) waits for the teardown.
 	next := make(chan response, 1)
-	go func() { next <- env.do("POST", "/v1/exec", alice, map[string]any{"command": "echo", "args": []string{"next"}}) }()
+	go func() {
+		next <- env.do("POST", "/v1/exec", alice, map[string]any{"command": "echo", "args": []string{"next"}})
+	}()
 	time.Sleep(100 * time.Millisecond)
 	select {
 	case r := <-next:
@@ -122,19 +124,44 @@ func TestExecClientGoneKillsRun(t *testing.T) {
 	waitFor(t, "the run", func() bool { return len(leftoverSleeps("29")) >= 1 })
 	cancel()
 	<-done
+	var end map[string]any
+	waitFor(t, "the exec_end line", func() bool {
+		for _, l := range env.auditLines() {
+			if l["type"] == "exec_end" && l["command"] == "sleep" {
+				end = l
+			}
+		}
+		return end != nil
+	})
+	if end["ended_by"] != "killed" {
+		t.Errorf("exec_end: got %v, want ended_by killed", end)
+	}
 	waitFor(t, "the session's end", func() bool { return env.srv.sessions.count() == 0 })
 	if p := leftoverSleeps("29"); len(p) != 0 {
 		t.Errorf("processes left behind: %v", p)
 	}
-	var end map[string]any
-	for _, l := range env.auditLines() {
-		if l["type"] == "exec_end" && l["command"] == "sleep" {
-			end = l
-		}
+}
+
+// recordingRunner notes each Run's start and whether its context was
+// cancelled by the time it returned.
+type recordingRunner struct {
+	executor.Runner
+	mu        sync.Mutex
+	started   int
+	cancelled int
+}
+
+func (r *recordingRunner) Run(ctx context.Context, job executor.Job) (*policy.Decision, sandbox.Result, error) {
+	r.mu.Lock()
+	r.started++
+	r.mu.Unlock()
+	d, res, err := r.Runner.Run(ctx, job)
+	r.mu.Lock()
+	if ctx.Err() != nil {
+		r.cancelled++
 	}
-	if end == nil || end["ended_by"] != "killed" {
-		t.Errorf("exec_end: got %v, want ended_by killed", end)
-	}
+	r.mu.Unlock()
+	return d, res, err
 }
 
 // TestExecAuditSyncFailureKillsRun: the decision and exec_start lines are
@@ -149,30 +176,47 @@ func TestExecAuditSyncFailureKillsRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rd.Close()
-	go func() { // keep the pipe from filling
+	stop := make(chan struct{})
+	var drained sync.WaitGroup
+	drained.Go(func() { // keep the pipe from filling
 		buf := make([]byte, 64<<10)
 		for {
-			if _, err := rd.Read(buf); err != nil && err != syscall.EAGAIN {
+			select {
+			case <-stop:
 				return
+			default:
 			}
-			time.Sleep(time.Millisecond)
+			if n, _ := rd.Read(buf); n == 0 {
+				time.Sleep(time.Millisecond)
+			}
 		}
-	}()
+	})
+	defer func() { close(stop); drained.Wait(); rd.Close() }()
 	var aud *Auditor
+	rec := &recordingRunner{}
 	env := startServer(t, func(_ *Config, d *Deps) {
 		var err error
 		if aud, err = NewAuditor(AuditConfig{Path: fifo}); err != nil {
 			t.Fatal(err)
 		}
 		d.Audit = aud
+		rec.Runner = d.Runner
+		d.Runner = rec
 	})
 	defer aud.Close()
 	r := env.do("POST", "/v1/exec", env.token("erin", "operator"), map[string]any{"command": "sleep", "args": []string{"28"}})
 	if r.status != 503 || r.errCode() != CodeAuditUnavailable {
 		t.Errorf("exec with a failing fsync: got %d %s, want 503 %s", r.status, r.body, CodeAuditUnavailable)
 	}
-	waitFor(t, "the killed run's teardown", func() bool { return env.srv.sessions.count() == 0 })
+	rec.mu.Lock()
+	started, cancelled := rec.started, rec.cancelled
+	rec.mu.Unlock()
+	if started != 1 || cancelled != 1 {
+		t.Errorf("runs: got %d started, %d cancelled; want the one run started (lines written) and killed (sync failed)", started, cancelled)
+	}
+	if n := env.srv.sessions.count(); n != 0 {
+		t.Errorf("sessions after the answer: got %d, want 0 (the killed run is torn down before the 503)", n)
+	}
 	if p := leftoverSleeps("28"); len(p) != 0 {
 		t.Errorf("processes left behind: %v", p)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime/debug"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -41,13 +42,13 @@ type runOutcome struct {
 	err error
 }
 
+// auditCommitWait bounds the wait for the fsync of a run's start lines.
+const auditCommitWait = 10 * time.Second
+
 // run audits the decision and the start, runs the job and answers. It owns
 // sess: every path ends it, at once or after the sandbox's teardown.
 func (s *Server) run(reqCtx, ctx context.Context, c *gin.Context, sess *session, in runInput) error {
 	d := in.d
-	timeout, maxOut := effective(d.Profile, in.req)
-	// A buffered answer must be written before http.write_timeout.
-	timeout = min(timeout, s.cfg.HTTP.WriteTimeout-writeMargin)
 	start := s.event(c, EventExecStart)
 	start.Command, start.Argv = d.Command, d.Argv
 	commit, err := s.audit.RecordAllWritten(reqCtx, in.dev, start)
@@ -56,32 +57,22 @@ func (s *Server) run(reqCtx, ctx context.Context, c *gin.Context, sess *session,
 		sess.cancel()
 		return auditUnavailable(err)
 	}
+	out := ranOutput{stdout: &capBuffer{sess: sess}, stderr: &capBuffer{sess: sess}, t0: time.Now()}
+	finished := make(chan sandbox.Result, 1)
+	// The client leaving kills the command while it runs, not the teardown.
+	stopKill := context.AfterFunc(reqCtx, sess.cancel)
+	defer stopKill()
+	ran := s.startRun(ctx, s.job(sess, in, start.Roles, out, finished))
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditCommitWait)
+	err = commit(cctx) // while the sandbox starts
+	cancel()
+	if err != nil {
+		sess.cancel() // the lines may not be durable: stop the command
+		return s.commitFailed(c, sess, d, ran, err)
+	}
 	if st := authState(c); st != nil && in.dev.AuthMethod != "" {
 		st.written = true // the decision line is the auth record
 	}
-	stdout, stderr := &capBuffer{max: maxOut, sess: sess}, &capBuffer{max: maxOut, sess: sess}
-	finished := make(chan sandbox.Result, 1)
-	job := executor.Job{ID: sess.ID, Request: in.req.policyRequest(Principal{Subject: sess.Subject, Roles: start.Roles}),
-		Timeout: timeout, MaxOutputBytes: maxOut, Stdin: bytes.NewReader(in.stdin), Stdout: stdout, Stderr: stderr,
-		Finished: func(_ *policy.Decision, res sandbox.Result) { finished <- res }}
-	// The client leaving kills the command while it runs, not the teardown.
-	stopKill := context.AfterFunc(reqCtx, sess.cancel)
-	s.metrics.SandboxActive(1)
-	t0 := time.Now()
-	ran := make(chan runOutcome, 1)
-	go func() {
-		d, res, err := s.deps.Runner.Run(ctx, job) // the executor's decision matches d, or comes as a DeniedError
-		ran <- runOutcome{d: d, res: res, err: err}
-	}()
-	// Waits without the request's cancel: a client that left still gets
-	// its exec_end line.
-	if err := commit(context.WithoutCancel(ctx)); err != nil {
-		stopKill()
-		sess.cancel() // the lines may not be durable: stop the command
-		go s.awaitTeardown(sess, ran)
-		return auditUnavailable(err)
-	}
-	out := ranOutput{stdout: stdout, stderr: stderr, t0: t0}
 	select {
 	case res := <-finished:
 		stopKill()
@@ -101,6 +92,48 @@ func (s *Server) run(reqCtx, ctx context.Context, c *gin.Context, sess *session,
 	}
 }
 
+// job builds the executor job of an allowed request.
+func (s *Server) job(sess *session, in runInput, roles []string, out ranOutput, finished chan<- sandbox.Result) executor.Job {
+	timeout, maxOut := effective(in.d.Profile, in.req)
+	// A buffered answer must be written before http.write_timeout.
+	timeout = min(timeout, s.cfg.HTTP.WriteTimeout-writeMargin)
+	out.stdout.max, out.stderr.max = maxOut, maxOut
+	return executor.Job{ID: sess.ID, Request: in.req.policyRequest(Principal{Subject: sess.Subject, Roles: roles}),
+		Timeout: timeout, MaxOutputBytes: maxOut, Stdin: bytes.NewReader(in.stdin), Stdout: out.stdout, Stderr: out.stderr,
+		Finished: func(_ *policy.Decision, res sandbox.Result) { finished <- res }}
+}
+
+// startRun runs job on its own goroutine, which ends when Runner.Run
+// returns (after the sandbox's teardown); its outcome comes on the channel.
+func (s *Server) startRun(ctx context.Context, job executor.Job) <-chan runOutcome {
+	s.metrics.SandboxActive(1)
+	ran := make(chan runOutcome, 1)
+	go func() {
+		defer func() {
+			if p := recover(); p != nil { // a Runner bug must not take the gateway down
+				s.log.Error("runner panicked", "request_id", job.ID, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				ran <- runOutcome{err: fmt.Errorf("run %s: %v: %w", job.ID, p, ErrRunnerPanic)}
+			}
+		}()
+		d, res, err := s.deps.Runner.Run(ctx, job) // the executor's decision matches d, or comes as a DeniedError
+		ran <- runOutcome{d: d, res: res, err: err}
+	}()
+	return ran
+}
+
+// commitFailed ends a run whose start lines could not be synced: the
+// command was killed; its end is recorded if the log takes it.
+func (s *Server) commitFailed(c *gin.Context, sess *session, d *policy.Decision, ran <-chan runOutcome, cerr error) error {
+	o := <-ran
+	s.endSession(sess)
+	end := s.endEvent(c, d, o.res, fmt.Errorf("audit log sync failed, command killed: %w", cerr))
+	if err := s.audit.Record(context.WithoutCancel(c.Request.Context()), end); err != nil {
+		s.log.Warn("exec_end after a failed audit sync not written", "request_id", requestID(c), "error", err)
+	}
+	s.metrics.ExecDone(d.Command, OutcomeError, time.Since(sess.Started), o.res.StdoutBytes, o.res.StderrBytes)
+	return auditUnavailable(cerr)
+}
+
 // awaitTeardown ends sess once its run has returned (the sandbox is gone),
 // logging a teardown that failed after the answer.
 func (s *Server) awaitTeardown(sess *session, ran <-chan runOutcome) {
@@ -109,12 +142,14 @@ func (s *Server) awaitTeardown(sess *session, ran <-chan runOutcome) {
 	s.endSession(sess)
 }
 
+// teardownFailed logs and counts a teardown that failed after the command
+// had finished (its result stands).
 func (s *Server) teardownFailed(id string, err error) {
 	if err == nil {
 		return
 	}
 	s.metrics.TeardownFailed()
-	s.log.Error("sandbox teardown failed after the answer", "request_id", id, "error", err)
+	s.log.Error("sandbox teardown failed", "request_id", id, "error", err)
 }
 
 // endSession releases a session whose sandbox is gone.
@@ -146,12 +181,12 @@ func (s *Server) notRun(c *gin.Context, req *execRequest, d *policy.Decision, o 
 	}
 	if errors.Is(o.err, executor.ErrTooManyJobs) {
 		s.metrics.Limited("sessions")
+		if err := s.audit.Record(context.WithoutCancel(c.Request.Context()), s.endEvent(c, d, o.res, o.err)); err != nil {
+			return auditUnavailable(err)
+		}
 		return errTooManySessions(o.err)
 	}
-	if o.err == nil { // a Runner that never reports Finished
-		return s.answer(c, d, o.res, nil, out)
-	}
-	return s.answer(c, d, o.res, o.err, out)
+	return s.answer(c, d, o.res, o.err, out) // o.err nil: a Runner without Finished
 }
 
 // answer records exec_end (synced) and sends the result.

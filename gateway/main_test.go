@@ -362,10 +362,10 @@ func (nilRunner) Run(context.Context, executor.Job) (*policy.Decision, sandbox.R
 
 type discardAudit struct{}
 
-func (discardAudit) Record(context.Context, Event) error       { return nil }
+func (discardAudit) Record(context.Context, Event) error { return nil }
 func (discardAudit) RecordAllWritten(context.Context, ...Event) (AuditCommit, error) {
 	return func(context.Context) error { return nil }, nil
 }
-func (discardAudit) Writable() error                           { return nil }
+func (discardAudit) Writable() error { return nil }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

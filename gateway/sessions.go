@@ -30,6 +30,10 @@ type sessionInfo struct {
 	Command     string    `json:"command"`
 	Started     time.Time `json:"started"`
 	OutputBytes int64     `json:"output_bytes"`
+	// State is "running", or "ending" once the command has ended and its
+	// sandbox is being torn down (it still holds its slots; it cannot be
+	// killed).
+	State string `json:"state"`
 }
 
 // endingWait is how long acquire waits for a slot that only sandboxes
@@ -40,8 +44,8 @@ const endingWait = 2 * time.Second
 // sessionTable caps running commands globally and per user and can kill
 // them. A session is counted from acquire to release: while it runs and,
 // after finish, while its sandbox is torn down ("ending"). Ending sessions
-// still hold their slots (a sandbox exists until its teardown is over) but
-// are no longer listed or killable.
+// still hold their slots (a sandbox exists until its teardown is over) and
+// are listed as such, but cannot be killed (their command is over).
 type sessionTable struct {
 	mu         sync.Mutex
 	max        int
@@ -97,11 +101,17 @@ func (t *sessionTable) acquire(ctx context.Context, id, subject, command string,
 // tryAcquire is one attempt of acquire under t.mu. wait says the refusal
 // (err) is only due to ending sessions.
 func (t *sessionTable) tryAcquire(id, subject, command string, cancel context.CancelFunc) (*session, bool, error) {
-	if len(t.byID) >= t.max {
-		return nil, len(t.byID)-t.ending < t.max, errTooManySessions(fmt.Errorf("global cap %d", t.max))
+	n := t.byUser[subject]
+	// A cap held by running commands refuses at once; one held only by
+	// teardowns is waited for.
+	if n-t.endingUser[subject] >= t.perUser {
+		return nil, false, errTooManySessions(fmt.Errorf("per-user cap %d for %s", t.perUser, subject))
 	}
-	if n := t.byUser[subject]; n >= t.perUser {
-		return nil, n-t.endingUser[subject] < t.perUser, errTooManySessions(fmt.Errorf("per-user cap %d for %s", t.perUser, subject))
+	if len(t.byID)-t.ending >= t.max {
+		return nil, false, errTooManySessions(fmt.Errorf("global cap %d", t.max))
+	}
+	if n >= t.perUser || len(t.byID) >= t.max {
+		return nil, true, errTooManySessions(fmt.Errorf("caps held by %d sandboxes being torn down", t.ending))
 	}
 	if _, dup := t.byID[id]; dup {
 		return nil, false, errors.New("duplicate session id")
@@ -153,15 +163,17 @@ func (t *sessionTable) release(s *session) {
 	}
 }
 
-// list returns the running (not ending) sessions, oldest first.
+// list returns the sessions, oldest first.
 func (t *sessionTable) list() []sessionInfo {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	out := make([]sessionInfo, 0, len(t.byID))
 	for _, s := range t.byID {
-		if !s.ending {
-			out = append(out, sessionInfo{ID: s.ID, Subject: s.Subject, Command: s.Command, Started: s.Started, OutputBytes: s.out.Load()})
+		state := "running"
+		if s.ending {
+			state = "ending"
 		}
+		out = append(out, sessionInfo{ID: s.ID, Subject: s.Subject, Command: s.Command, Started: s.Started, OutputBytes: s.out.Load(), State: state})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Started.Before(out[j].Started) })
 	return out
@@ -194,7 +206,9 @@ func (t *sessionTable) killAll() int {
 	t.mu.Lock()
 	list := make([]*session, 0, len(t.byID))
 	for _, s := range t.byID {
-		list = append(list, s)
+		if !s.ending {
+			list = append(list, s)
+		}
 	}
 	t.mu.Unlock()
 	for _, s := range list {

@@ -27,6 +27,7 @@ func TestSessionTableCaps(t *testing.T) {
 		{"global cap", 2, 2, []string{"alice", "bob"}, nil, "carol", false},
 		{"ending holds the per-user slot", 4, 1, nil, []string{"alice"}, "alice", false},
 		{"ending holds the global slot", 1, 1, nil, []string{"bob"}, "alice", false},
+		{"running per-user cap refuses at once", 1, 1, []string{"alice"}, nil, "alice", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -56,8 +57,14 @@ func TestSessionTableCaps(t *testing.T) {
 			if err != nil && (!errors.As(err, &he) || he.Code != CodeTooManySessions) {
 				t.Errorf("refusal: got %v, want %s", err, CodeTooManySessions)
 			}
-			if got, want := len(tab.list()), len(tt.hold)+b2i(tt.wantOK); got != want {
-				t.Errorf("list: got %d sessions, want %d (ending ones hidden)", got, want)
+			running := 0
+			for _, s := range tab.list() {
+				if s.State == "running" {
+					running++
+				}
+			}
+			if got, want := running, len(tt.hold)+b2i(tt.wantOK); got != want {
+				t.Errorf("list: got %d running sessions, want %d", got, want)
 			}
 		})
 	}
@@ -90,8 +97,11 @@ func TestSessionTableWaitsForEnding(t *testing.T) {
 	killed := false
 	prev.cancel = func() { killed = true }
 	tab.finish(prev)
-	if tab.kill("r1") || killed {
-		t.Error("kill of an ending session: got true, want false (its command is over)")
+	if tab.kill("r1") || tab.killAll() != 0 || killed {
+		t.Error("kill of an ending session: got it killed, want it left alone (its command is over)")
+	}
+	if l := tab.list(); len(l) != 1 || l[0].State != "ending" {
+		t.Errorf("list while ending: got %+v, want the session with state ending", l)
 	}
 	if tab.count() != 1 {
 		t.Errorf("count while ending: got %d, want 1 (the sandbox still exists)", tab.count())
@@ -104,6 +114,17 @@ func TestSessionTableWaitsForEnding(t *testing.T) {
 	if err != nil {
 		t.Fatalf("acquire behind a teardown: got %v, want the slot once it is released", err)
 	}
+	// The user's own running command refuses at once, even when
+	// teardowns also fill the global cap.
+	mixed := newSessionTable(2, 1)
+	run1, _ := mixed.acquire(ctx, "m1", "alice", "echo", nopCancel)
+	end1, _ := mixed.acquire(ctx, "m2", "bob", "echo", nopCancel)
+	mixed.finish(end1)
+	t1 := time.Now()
+	if _, err := mixed.acquire(ctx, "m3", "alice", "echo", nopCancel); err == nil || time.Since(t1) > endingWait/2 {
+		t.Errorf("user cap held by a running command, global by a teardown: got %v after %v, want 429 at once", err, time.Since(t1))
+	}
+	_ = run1
 	// A teardown that outlasts the caller's context: refused.
 	tab.finish(s)
 	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)

@@ -40,12 +40,12 @@ type Client struct {
 
 // clientJob is one job in flight.
 type clientJob struct {
-	num     uint64
-	info    RunningJob
-	bytes   atomic.Int64
-	stdout  *inbox
-	stderr  *inbox
-	stdin   *credit
+	num      uint64
+	info     RunningJob
+	bytes    atomic.Int64
+	stdout   *inbox
+	stderr   *inbox
+	stdin    *credit
 	result   chan clientOutcome    // buffered 1
 	started  chan *policy.Decision // buffered 1
 	finished chan resultMsg        // buffered 1

@@ -65,7 +65,7 @@ func (c *Client) register(job Job) (*clientJob, error) {
 	j := &clientJob{
 		num: c.next, stdout: newInbox(), stderr: newInbox(), result: make(chan clientOutcome, 1),
 		started: make(chan *policy.Decision, 1), finished: make(chan resultMsg, 1),
-		info:    RunningJob{ID: job.ID, Subject: job.Request.Subject, Command: commandOf(job.Request), Started: time.Now()},
+		info: RunningJob{ID: job.ID, Subject: job.Request.Subject, Command: commandOf(job.Request), Started: time.Now()},
 	}
 	if job.Stdin != nil {
 		j.stdin = newCredit()
@@ -113,7 +113,22 @@ func (c *Client) sendStart(j *clientJob, job Job) error {
 // output writers) to take the last output, then calls job.Finished.
 func (c *Client) control(ctx context.Context, j *clientJob, job Job, pumps *sync.WaitGroup) clientOutcome {
 	done, resize, signals := ctx.Done(), job.Resize, job.Signal
+	started := func(d *policy.Decision) {
+		if job.Started != nil {
+			job.Started(d)
+		}
+	}
+	// Frames arrive in order (started, finished, result) but the channels
+	// are read by one select: deliver what came earlier first.
+	pending := func() {
+		select {
+		case d := <-j.started:
+			started(d)
+		default:
+		}
+	}
 	finished := func(m resultMsg) {
+		pending()
 		pumps.Wait()
 		if job.Finished != nil {
 			job.Finished(&m.Decision, m.Result)
@@ -122,23 +137,15 @@ func (c *Client) control(ctx context.Context, j *clientJob, job Job, pumps *sync
 	for {
 		select {
 		case o := <-j.result:
-			select { // a started frame always precedes the result
-			case d := <-j.started:
-				if job.Started != nil {
-					job.Started(d)
-				}
-			default:
-			}
-			select { // and a finished frame, when there is one
+			pending()
+			select {
 			case m := <-j.finished:
 				finished(m)
 			default:
 			}
 			return o
 		case d := <-j.started:
-			if job.Started != nil {
-				job.Started(d)
-			}
+			started(d)
 		case m := <-j.finished:
 			finished(m)
 		case <-done:
