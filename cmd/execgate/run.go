@@ -89,7 +89,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "execgate run:", err)
 		return runExitFailure
 	}
-	set, err := policy.Load(ctx, []string{f.policy}, policy.LoadOptions{})
+	set, err := policy.Load(ctx, []string{f.policy}, loadOptions(""))
 	if err != nil {
 		fmt.Fprintf(stderr, "execgate run: load policy: %v\n", err)
 		return runExitFailure

@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/execgate/execgate/gateway"
 )
 
 // TestSandboxConfigCgroupWarmup checks that sandbox.cgroup_warmup of the
@@ -60,5 +62,41 @@ func TestSandboxConfigCgroupWarmup(t *testing.T) {
 	}
 	if _, err := f.buildConfig(); err == nil {
 		t.Error("cgroup_warmup: maybe was accepted")
+	}
+}
+
+// TestPolicyLoaderSeccompFile: serve's policy loader (start-up, SIGHUP and
+// the file poller of both the front and the root executor) validates
+// custom seccomp files, so a profile broken after start is refused at
+// reload (gateway.ReloadPolicy keeps the old set) instead of failing every
+// run.
+func TestPolicyLoaderSeccompFile(t *testing.T) {
+	dir := t.TempDir()
+	sc := filepath.Join(dir, "custom.json")
+	pid1 := `"read","write","close","rt_sigtimedwait","wait4","kill","exit_group","execve"`
+	write := func(p, data string) {
+		t.Helper()
+		if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(sc, `{"allow":[`+pid1+`]}`)
+	pol := filepath.Join(dir, "policy.yaml")
+	write(pol, "version: 1\nroles: {viewer: {}}\nprofiles:\n  p:\n    seccomp: "+sc+
+		"\ndefaults: {profile: p}\ncommands:\n  echo: {path: /usr/bin/echo, roles: [viewer]}\n")
+	cfg := gateway.Default()
+	cfg.Policy, cfg.StateDir = pol, filepath.Join(dir, "state")
+	for _, front := range []bool{false, true} {
+		write(sc, `{"allow":[`+pid1+`]}`)
+		load := policyLoader(cfg, front)
+		if _, err := load(t.Context()); err != nil {
+			t.Fatalf("front=%v: valid profile: got %v, want no error", front, err)
+		}
+		write(sc, `{"allow":[`+pid1+`,"mount","opneat"]}`)
+		_, err := load(t.Context())
+		want := pol + `:5:5: bad_seccomp: seccomp profile file "` + sc + `": bad seccomp profile: "mount" is never allowed; "opneat" is not a syscall known to libseccomp for amd64 (did you mean "openat"?)`
+		if err == nil || err.Error() != want {
+			t.Errorf("front=%v: broken profile: got %v, want %s", front, err, want)
+		}
 	}
 }
