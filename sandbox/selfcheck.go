@@ -86,7 +86,7 @@ func checkSeccomp() []Check {
 var requiredControllers = []string{"memory", "pids", "cpu", "devices", "freezer"}
 
 func checkCgroups(cfg Config) []Check {
-	var out []Check
+	out := []Check{{Name: "cgroup parent", OK: true, Detail: fmt.Sprintf("%s (cgroup v%d; runs get %s/eg-<n>)", cfg.CgroupParent, cfg.CgroupVersion, cfg.CgroupParent)}}
 	if cfg.CgroupVersion == 2 {
 		// The controllers must be available where the containers go: the
 		// nearest existing ancestor of the cgroup parent (on a systemd

@@ -3,9 +3,11 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/execgate/execgate/gateway"
+	"github.com/execgate/execgate/sandbox"
 )
 
 // TestSandboxConfigCgroupWarmup checks that sandbox.cgroup_warmup of the
@@ -98,5 +100,50 @@ func TestPolicyLoaderSeccompFile(t *testing.T) {
 		if err == nil || err.Error() != want {
 			t.Errorf("front=%v: broken profile: got %v, want %s", front, err, want)
 		}
+	}
+}
+
+// TestSandboxConfigPathsAndReserve: sandbox.cgroup_parent and
+// sandbox.min_free_bytes reach the root executor's Manager, and the free-
+// space reserve covers the state directory and the audit log's directory.
+func TestSandboxConfigPathsAndReserve(t *testing.T) {
+	cases := []struct {
+		name, yaml   string
+		wantParent   string
+		wantMinFree  uint64
+		wantReserves func(dir string) []string
+	}{
+		{"defaults", "", "", sandbox.DefaultMinFreeBytes, func(dir string) []string { return []string{filepath.Join(dir, "state")} }},
+		{"custom", "audit_log: /var/log/execgate/audit.log\nsandbox:\n  cgroup_parent: /system.slice/execgate.service/sandboxes\n  min_free_bytes: 1073741824\n",
+			"/system.slice/execgate.service/sandboxes", 1 << 30,
+			func(dir string) []string { return []string{filepath.Join(dir, "state"), "/var/log/execgate"} }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			key := filepath.Join(dir, "k.key")
+			if err := os.WriteFile(key, []byte("0123456789abcdef0123456789abcdef-x"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			conf := filepath.Join(dir, "execgate.yaml")
+			if err := os.WriteFile(conf, []byte("state_dir: "+filepath.Join(dir, "state")+"\n"+tc.yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			f, err := parseServeFlags([]string{"--config", conf, "--jwt-key", key}, os.Stderr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := f.buildConfig()
+			if err != nil {
+				t.Fatalf("buildConfig: %v", err)
+			}
+			sb := sandboxConfig(cfg)
+			if sb.CgroupParent != tc.wantParent || sb.MinFreeBytes != tc.wantMinFree {
+				t.Errorf("got cgroup parent %q, min free %d; want %q, %d", sb.CgroupParent, sb.MinFreeBytes, tc.wantParent, tc.wantMinFree)
+			}
+			if got, want := sb.ReserveDirs, tc.wantReserves(dir); !slices.Equal(got, want) {
+				t.Errorf("got reserve dirs %v, want %v", got, want)
+			}
+		})
 	}
 }
