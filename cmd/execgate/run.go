@@ -36,8 +36,8 @@ func init() {
 
 type runFlags struct {
 	policy, sub, roles, wsRoot, instance, stateRoot, cgroupParent string
-	env                                             multiFlag
-	argv                                            []string
+	env                                                           multiFlag
+	argv                                                          []string
 }
 
 // multiFlag collects a repeatable flag.
