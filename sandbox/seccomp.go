@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"sync"
@@ -105,9 +106,29 @@ func ParseSeccompFile(data []byte) (*SeccompFile, error) {
 	return &f, nil
 }
 
+// readSeccompFile reads at most maxSeccompFileBytes+1 bytes of a regular
+// file (ParseSeccompFile refuses more): a FIFO, a device or a huge file
+// named as a profile never blocks or fills the memory of the process that
+// loads the policy.
+func readSeccompFile(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	return io.ReadAll(io.LimitReader(f, maxSeccompFileBytes+1))
+}
+
 // LoadSeccompFile reads and validates a custom profile file.
 func LoadSeccompFile(path string) (*SeccompFile, error) {
-	data, err := os.ReadFile(path)
+	data, err := readSeccompFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("%w: read %s: %v", ErrSeccompProfile, path, err)
 	}
@@ -125,7 +146,7 @@ func LoadSeccompFile(path string) (*SeccompFile, error) {
 // serve's load and reload, execgate run), so a bad file is refused when the
 // policy is loaded, not on every run. The error does not repeat the path.
 func CheckSeccompFile(path string) error {
-	data, err := os.ReadFile(path)
+	data, err := readSeccompFile(path)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrSeccompProfile, err)
 	}

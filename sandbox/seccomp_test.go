@@ -238,6 +238,24 @@ func TestCheckSeccompFile(t *testing.T) {
 	if err := CheckSeccompFile(filepath.Join(dir, "missing.json")); err == nil || !errors.Is(err, ErrSeccompProfile) {
 		t.Errorf("missing file: got %v, want an ErrSeccompProfile error", err)
 	}
+	// A FIFO neither blocks nor passes; a huge file is not read whole.
+	fifo := filepath.Join(dir, "fifo.json")
+	if err := unix.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckSeccompFile(fifo); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("FIFO: got %v, want not a regular file", err)
+	}
+	huge := filepath.Join(dir, "huge.json")
+	if err := os.WriteFile(huge, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(huge, 1<<40); err != nil { // sparse: 1 TiB of zeros
+		t.Fatal(err)
+	}
+	if err := CheckSeccompFile(huge); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("1 TiB file: got %v, want larger than", err)
+	}
 }
 
 func TestEditDistance(t *testing.T) {
