@@ -1,13 +1,19 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/execgate/execgate/gateway"
+	"github.com/execgate/execgate/policy"
 	"github.com/execgate/execgate/sandbox"
+	"github.com/execgate/execgate/sandbox/executor"
 )
 
 // TestSandboxConfigCgroupWarmup checks that sandbox.cgroup_warmup of the
@@ -145,5 +151,72 @@ func TestSandboxConfigPathsAndReserve(t *testing.T) {
 				t.Errorf("got reserve dirs %v, want %v", got, want)
 			}
 		})
+	}
+}
+
+// refusingRunner is a Runner for tests that never run anything.
+type refusingRunner struct{}
+
+func (refusingRunner) Run(context.Context, executor.Job) (*policy.Decision, sandbox.Result, error) {
+	return nil, sandbox.Result{}, errors.New("no runs in this test")
+}
+
+// TestReloadRejectsBadSeccompFile: the gateway built with serve's policy
+// loader refuses a reload whose custom seccomp file became invalid: the
+// old set keeps serving (nothing is pushed to the executor), and the
+// refusal is audited with the bad_seccomp error. A fixed file reloads.
+func TestReloadRejectsBadSeccompFile(t *testing.T) {
+	dir := t.TempDir()
+	write := func(p, data string) {
+		t.Helper()
+		if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sc := filepath.Join(dir, "custom.json")
+	pid1 := `"read","write","close","rt_sigtimedwait","wait4","kill","exit_group","execve"`
+	write(sc, `{"allow":[`+pid1+`]}`)
+	pol := filepath.Join(dir, "policy.yaml")
+	write(pol, "version: 1\nroles: {viewer: {}}\nprofiles:\n  p:\n    seccomp: "+sc+
+		"\ndefaults: {profile: p}\ncommands:\n  echo: {path: /usr/bin/echo, roles: [viewer]}\n")
+	key := filepath.Join(dir, "k.key")
+	write(key, "0123456789abcdef0123456789abcdef-x")
+	cfg := gateway.Default()
+	cfg.Policy, cfg.StateDir, cfg.MetricsListen = pol, filepath.Join(dir, "state"), ""
+	cfg.JWT.Issuer, cfg.JWT.Audience = "i", "a"
+	cfg.JWT.Keys = []gateway.KeyConfig{{ID: "k", File: key}}
+	log := slog.New(slog.DiscardHandler)
+	auditPath := filepath.Join(dir, "audit.log")
+	aud, err := gateway.NewAuditor(gateway.AuditConfig{Path: auditPath, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer aud.Close()
+	var installed []string
+	srv, err := gateway.New(t.Context(), cfg, gateway.Deps{Runner: refusingRunner{}, Audit: aud, Logger: log,
+		LoadPolicy: policyLoader(cfg, false), OnPolicy: func(s *policy.Set) { installed = append(installed, s.Hash()) }})
+	if err != nil {
+		t.Fatalf("gateway.New with a valid custom profile: %v", err)
+	}
+	write(sc, `{"allow":[`+pid1+`,"ptrace"]}`)
+	if err := srv.ReloadPolicy(t.Context()); err == nil || !strings.Contains(err.Error(), `bad_seccomp: seccomp profile file "`+sc+`": bad seccomp profile: "ptrace" is never allowed`) {
+		t.Errorf("reload with a forbidden syscall: got %v, want a bad_seccomp error", err)
+	}
+	if len(installed) != 1 {
+		t.Errorf("got %d installed sets after the refused reload, want 1 (the old one keeps serving)", len(installed))
+	}
+	data, err := os.ReadFile(auditPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), `"policy_reload"`) || !strings.Contains(string(data), `bad_seccomp`) {
+		t.Errorf("audit log has no refused policy_reload with the bad_seccomp error:\n%s", data)
+	}
+	write(sc, `{"allow":[`+pid1+`,"openat"]}`)
+	if err := srv.ReloadPolicy(t.Context()); err != nil {
+		t.Errorf("reload with a fixed file: %v", err)
+	}
+	if len(installed) != 2 {
+		t.Errorf("got %d installed sets after the fixed reload, want 2", len(installed))
 	}
 }
