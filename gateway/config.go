@@ -448,6 +448,12 @@ func (c *Config) validateSandbox(bad badFunc) {
 		if err := sandbox.ValidateCgroupParent(p); err != nil {
 			bad("sandbox.cgroup_parent", "%v", err)
 		}
+	} else if instanceRe.MatchString(c.Instance) {
+		// The default parent is /execgate/<instance>: an instance named
+		// like a container cgroup (eg-...) would be refused by the sandbox.
+		if err := sandbox.ValidateCgroupParent(sandbox.DefaultCgroupParentBase + "/" + c.Instance); err != nil {
+			bad("instance", "%v (the default sandbox.cgroup_parent): choose another instance name or set sandbox.cgroup_parent", err)
+		}
 	}
 	if c.Sandbox.MinFreeBytes < minMinFreeBytes {
 		bad("sandbox.min_free_bytes", "must be at least %d (1 MiB), got %d", minMinFreeBytes, c.Sandbox.MinFreeBytes)
