@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/execgate/execgate/sandbox"
 )
 
 // Config is the gateway's whole configuration. Default returns it with every
@@ -127,7 +129,21 @@ type SandboxConfig struct {
 	// CgroupWarmup keeps the cgroup v1 warm-up on (sandbox.Config's
 	// DisableCgroupWarmup is its negation): a host-wide side effect.
 	CgroupWarmup bool `yaml:"cgroup_warmup"`
+	// CgroupParent is the absolute cgroup under which the instance's
+	// sandboxes are created ("": /execgate/<instance>); on cgroup v2 it
+	// must lie in the service's delegated subtree. sandbox.ValidateCgroupParent
+	// says what is accepted.
+	CgroupParent string `yaml:"cgroup_parent"`
+	// MinFreeBytes is the free space that the file systems of the state
+	// directory, the audit log, the sandbox state root and a run's
+	// workspace must keep: below it a run is refused with disk_full
+	// (default sandbox.DefaultMinFreeBytes, 512 MiB).
+	MinFreeBytes uint64 `yaml:"min_free_bytes"`
 }
+
+// minMinFreeBytes is the smallest sandbox.min_free_bytes accepted: the
+// reserve cannot be switched off.
+const minMinFreeBytes = 1 << 20
 
 // NetworkConfig is who may connect. Empty allow lists allow every address;
 // block lists win over allow lists.
@@ -197,7 +213,7 @@ func Default() Config {
 			MaxSessionsPerUser: 4,
 			MemoryStoreMaxKeys: DefaultMemoryStoreMaxKeys,
 		},
-		Sandbox: SandboxConfig{CgroupWarmup: true},
+		Sandbox: SandboxConfig{CgroupWarmup: true, MinFreeBytes: sandbox.DefaultMinFreeBytes},
 		Network: NetworkConfig{
 			AdminAllow: []string{"127.0.0.0/8", "::1/128"},
 		},
@@ -309,6 +325,7 @@ func (c *Config) Validate() error {
 	c.validateAuth(bad)
 	c.validateLimits(bad)
 	c.validateNetwork(bad)
+	c.validateSandbox(bad)
 	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() }) // stable output
 	return errors.Join(errs...)
 }
@@ -424,6 +441,23 @@ func (c *Config) validateNetwork(bad badFunc) {
 		}
 	}
 	c.validateMetricsListen(bad)
+}
+
+func (c *Config) validateSandbox(bad badFunc) {
+	if p := c.Sandbox.CgroupParent; p != "" {
+		if err := sandbox.ValidateCgroupParent(p); err != nil {
+			bad("sandbox.cgroup_parent", "%v", err)
+		}
+	} else if instanceRe.MatchString(c.Instance) {
+		// The default parent is /execgate/<instance>: an instance named
+		// like a container cgroup (eg-...) would be refused by the sandbox.
+		if err := sandbox.ValidateCgroupParent(sandbox.DefaultCgroupParentBase + "/" + c.Instance); err != nil {
+			bad("instance", "%v (the default sandbox.cgroup_parent): choose another instance name or set sandbox.cgroup_parent", err)
+		}
+	}
+	if c.Sandbox.MinFreeBytes < minMinFreeBytes {
+		bad("sandbox.min_free_bytes", "must be at least %d (1 MiB), got %d", minMinFreeBytes, c.Sandbox.MinFreeBytes)
+	}
 }
 
 var instanceRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)

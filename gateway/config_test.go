@@ -97,6 +97,14 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"sessions", "limits:\n  max_sessions: 1\n  max_sessions_per_user: 2\n", 0o600, "max_sessions_per_user"},
 		{"bad listen", "listen: nonsense\n", 0o600, "listen"},
 		{"http redis", "limits:\n  redis_url: http://x\n", 0o600, "redis_url"},
+		{"relative cgroup parent", "sandbox:\n  cgroup_parent: execgate/x\n", 0o600, `sandbox.cgroup_parent: cgroup parent "execgate/x": want an absolute path`},
+		{"root cgroup parent", "sandbox:\n  cgroup_parent: /\n", 0o600, `sandbox.cgroup_parent: cgroup parent "/": must not be the root cgroup`},
+		{"cgroup parent with ..", "sandbox:\n  cgroup_parent: /execgate/../system.slice\n", 0o600, "no . or .. component"},
+		{"unclean cgroup parent", "sandbox:\n  cgroup_parent: /execgate//x/\n", 0o600, "want a clean path"},
+		{"cgroup parent named like a container", "sandbox:\n  cgroup_parent: /execgate/eg-7\n", 0o600, "may not start with eg-"},
+		{"instance named like a container cgroup", "instance: eg-1\n", 0o600, `instance: cgroup parent "/execgate/eg-1": a component may not start with eg-`},
+		{"reserve off", "sandbox:\n  min_free_bytes: 0\n", 0o600, "sandbox.min_free_bytes: must be at least 1048576 (1 MiB), got 0"},
+		{"reserve negative", "sandbox:\n  min_free_bytes: -1\n", 0o600, ":2: cannot unmarshal"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -90,6 +90,7 @@ const (
 	CodeTooManySessions  = "too_many_sessions"
 	CodeUnavailable      = "unavailable"
 	CodeAuditUnavailable = "audit_unavailable"
+	CodeDiskFull         = "disk_full"
 	CodeDraining         = "draining"
 	CodeTokenInQuery     = "token_in_query"
 	CodeIPNotAllowed     = "ip_not_allowed"

@@ -197,6 +197,9 @@ func (s *Server) answer(c *gin.Context, d *policy.Decision, res sandbox.Result, 
 	if err := s.audit.Record(context.WithoutCancel(c.Request.Context()), end); err != nil {
 		return auditUnavailable(err)
 	}
+	if errors.Is(runErr, sandbox.ErrDiskFull) { // nothing ran: a file system is below sandbox.min_free_bytes
+		return httpErr(http.StatusInsufficientStorage, CodeDiskFull, "the gateway is short of disk space; nothing was run", fmt.Errorf("run %s: %w", requestID(c), runErr))
+	}
 	if runErr != nil {
 		return httpErr(http.StatusServiceUnavailable, CodeUnavailable, "the command could not be run", fmt.Errorf("run %s: %w", requestID(c), runErr))
 	}

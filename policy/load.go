@@ -32,6 +32,14 @@ type LoadOptions struct {
 	// never be used to run a command (the root executor loads its own,
 	// complete set and decides again). Default false.
 	WithoutSecrets bool
+	// CheckSeccompFile, when set, validates each custom seccomp profile
+	// file a profile names (after the loader checked that it is an
+	// absolute path to a regular file); an error becomes a bad_seccomp
+	// load error at the profile's seccomp key. The command line sets it to
+	// sandbox.CheckSeccompFile (libseccomp's syscall table, the forbidden
+	// list, what the sandbox's PID 1 needs): policy itself never links
+	// libseccomp. Nil: the file is only stat'ed.
+	CheckSeccompFile func(path string) error
 }
 
 // parsedFile is one decoded policy file with the position of every key.

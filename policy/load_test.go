@@ -489,3 +489,50 @@ func TestLoadCanceled(t *testing.T) {
 		t.Errorf("got %v, want context.Canceled", err)
 	}
 }
+
+// TestLoadCheckSeccompFile: LoadOptions.CheckSeccompFile is called once per
+// custom file (not for missing files or built-in names), and its error is a
+// one-line bad_seccomp error at each profile's seccomp key.
+func TestLoadCheckSeccompFile(t *testing.T) {
+	dir := t.TempDir()
+	good, bad := filepath.Join(dir, "good.json"), filepath.Join(dir, "bad.json")
+	for _, f := range []string{good, bad} {
+		if err := os.WriteFile(f, []byte("{}"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var calls []string
+	check := func(path string) error {
+		calls = append(calls, path)
+		if path == bad {
+			return errors.Join(errors.New(`"opneat" is not a syscall (did you mean "openat"?)`), errors.New(`"mount" is never allowed`))
+		}
+		return nil
+	}
+	src := strings.Replace(minimalPolicy, "profiles: {p: {}}", "profiles:\n  p: {}\n  a: {seccomp: "+bad+"}\n  b: {seccomp: "+bad+"}\n  c: {seccomp: "+good+"}\n  d: {seccomp: strict}\n  e: {seccomp: "+filepath.Join(dir, "missing.json")+"}", 1)
+	_, err := LoadBytes("sc.yaml", []byte(src), LoadOptions{CheckSeccompFile: check})
+	var list ErrorList
+	if !errors.As(err, &list) {
+		t.Fatalf("got %v, want an ErrorList", err)
+	}
+	want := []string{
+		`sc.yaml:5:7: bad_seccomp: seccomp profile file "` + bad + `": "opneat" is not a syscall (did you mean "openat"?); "mount" is never allowed`,
+		`sc.yaml:6:7: bad_seccomp: seccomp profile file "` + bad + `": "opneat" is not a syscall (did you mean "openat"?); "mount" is never allowed`,
+		`sc.yaml:9:7: bad_seccomp: seccomp profile file "` + filepath.Join(dir, "missing.json") + `" does not exist or is not a regular file`,
+	}
+	var got []string
+	for _, e := range list {
+		got = append(got, e.Error())
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got errors\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if strings.Join(calls, ",") != bad+","+good {
+		t.Errorf("got calls %v, want one per existing custom file: %s, %s", calls, bad, good)
+	}
+	// Without the hook the same files load (only stat'ed).
+	src = strings.Replace(minimalPolicy, "p: {}", "p: {seccomp: "+bad+"}", 1)
+	if _, err := LoadBytes("sc.yaml", []byte(src), LoadOptions{}); err != nil {
+		t.Errorf("without CheckSeccompFile: got %v, want no error", err)
+	}
+}

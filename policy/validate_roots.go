@@ -222,6 +222,23 @@ func (l *loader) checkSeccomp(d *decl[*FileProfile], s string) {
 	}
 	if st, err := os.Stat(s); err != nil || !st.Mode().IsRegular() {
 		l.errAt(d.pf, d.path+".seccomp", CodeBadSeccomp, "seccomp profile file %q does not exist or is not a regular file", s)
+		return
+	}
+	if l.opts.CheckSeccompFile == nil {
+		return
+	}
+	if l.seccompChecked == nil {
+		l.seccompChecked = map[string]error{}
+	}
+	err, ok := l.seccompChecked[s]
+	if !ok {
+		err = l.opts.CheckSeccompFile(s)
+		l.seccompChecked[s] = err
+	}
+	if err != nil {
+		// One line: a joined error lists each bad name on its own line.
+		msg := strings.Join(strings.Split(strings.TrimSpace(err.Error()), "\n"), "; ")
+		l.errAt(d.pf, d.path+".seccomp", CodeBadSeccomp, "seccomp profile file %q: %s", s, msg)
 	}
 }
 

@@ -80,16 +80,32 @@ type Config struct {
 	// libcontainer silently copies the binary on every run instead).
 	StateRoot string
 	// CgroupParent is the absolute cgroup path under which the instance's
-	// containers are created (default /execgate/<instance>).
+	// containers are created, <parent>/eg-<n> in every hierarchy (default
+	// /execgate/<instance>). ValidateCgroupParent says what is accepted.
+	// The Manager sweeps the eg-* directories under it at start and
+	// removes it (when empty) at Close; a second Manager with the same
+	// parent gets ErrLocked. On cgroup v2 it must lie inside the service's
+	// delegated subtree (systemd: Delegate=yes; see docs/sandbox.md).
 	CgroupParent string
 	// InitPath is the binary libcontainer re-executes as "<binary> init".
 	// libcontainer always re-executes /proc/self/exe, so this must be the
 	// running binary (default: /proc/self/exe resolved); it is used by the
 	// self-check of the binary's location.
 	InitPath string
-	// MinFreeBytes: runs are refused with ErrDiskFull when the state root's
-	// or the workspace's file system has less free space (default 512 MiB).
+	// MinFreeBytes: runs are refused with ErrDiskFull when the file system
+	// of the state root, of the workspace (or of the workspace image root
+	// for a run with a workspace image) or of any ReserveDirs entry has
+	// less free space available to unprivileged users (default 512 MiB).
 	MinFreeBytes uint64
+	// ReserveDirs are more directories whose file systems must keep
+	// MinFreeBytes free before a run starts: those of the audit log and
+	// the gateway's state, which a user could otherwise fill through her
+	// workspace when they share its file system (execgate serve passes the
+	// audit log's directory and its state_dir). Each must be an absolute,
+	// clean path that exists when New is called. A run on a file system
+	// below the reserve is refused with ErrDiskFull (disk_full) before
+	// anything of it is created. Default: none.
+	ReserveDirs []string
 	// CgroupVersion is 1 or 2; 0 detects it from the host. Only the
 	// container configuration depends on it (v2 cannot run on a v1 host).
 	CgroupVersion int
@@ -162,14 +178,59 @@ func (cfg Config) withDefaults() (Config, error) {
 	return cfg, cfg.check()
 }
 
+// ValidateCgroupParent checks a cgroup parent path: absolute, clean (no
+// "." or ".." component, no repeated or trailing slash), not "/", at most
+// 512 bytes, printable ASCII without spaces, and no component starting
+// with "eg-" (the container prefix: another instance's sweep of the parent
+// above would take it for a leftover container and kill what runs in it).
+func ValidateCgroupParent(p string) error {
+	bad := func(why string) error {
+		return fmt.Errorf("cgroup parent %q: %s", p, why)
+	}
+	switch {
+	case p == "":
+		return bad("empty")
+	case !strings.HasPrefix(p, "/"):
+		return bad("want an absolute path (trap 10: a relative one nests under the caller's own cgroup)")
+	case p == "/":
+		return bad("must not be the root cgroup")
+	case len(p) > 512:
+		return bad("longer than 512 bytes")
+	}
+	for _, c := range strings.Split(p[1:], "/") {
+		switch {
+		case c == "":
+			return bad("want a clean path (empty component)")
+		case c == "." || c == "..":
+			return bad("want a clean path (no . or .. component)")
+		case strings.HasPrefix(c, containerPrefix):
+			return bad("a component may not start with " + containerPrefix + ", the prefix of the sandbox's own container cgroups")
+		}
+		for i := 0; i < len(c); i++ {
+			if c[i] <= ' ' || c[i] >= 0x7f {
+				return bad("want printable ASCII without spaces")
+			}
+		}
+	}
+	return nil
+}
+
 func (cfg Config) check() error {
-	for name, p := range map[string]string{"state root": cfg.StateRoot, "cgroup parent": cfg.CgroupParent, "init path": cfg.InitPath, "workspace image root": cfg.WorkspaceImageRoot} {
+	if err := ValidateCgroupParent(cfg.CgroupParent); err != nil {
+		return fmt.Errorf("sandbox config: %w", err)
+	}
+	for name, p := range map[string]string{"state root": cfg.StateRoot, "init path": cfg.InitPath, "workspace image root": cfg.WorkspaceImageRoot} {
 		if !filepath.IsAbs(p) || filepath.Clean(p) != p {
 			return fmt.Errorf("sandbox config: %s %q: want a clean absolute path", name, p)
 		}
 	}
-	if cfg.StateRoot == "/" || cfg.CgroupParent == "/" {
-		return fmt.Errorf("sandbox config: state root and cgroup parent must not be /")
+	if cfg.StateRoot == "/" {
+		return fmt.Errorf("sandbox config: state root must not be /")
+	}
+	for _, d := range cfg.ReserveDirs {
+		if !filepath.IsAbs(d) || filepath.Clean(d) != d {
+			return fmt.Errorf("sandbox config: reserve dir %q: want a clean absolute path", d)
+		}
 	}
 	if cfg.CgroupVersion != 1 && cfg.CgroupVersion != 2 {
 		return fmt.Errorf("sandbox config: cgroup version %d: want 1 or 2", cfg.CgroupVersion)

@@ -7,9 +7,10 @@ import (
 
 // Sentinel errors of the sandbox. Callers check them with errors.Is.
 var (
-	// ErrDiskFull refuses a run when free space under the state root (or
-	// the workspace's file system) is below Config.MinFreeBytes. Its
-	// reason code for clients is "disk_full".
+	// ErrDiskFull refuses a run when free space on the file system of the
+	// state root, of a Config.ReserveDirs entry or of the workspace is
+	// below Config.MinFreeBytes. Its reason code for clients is
+	// "disk_full" (the gateway answers 507).
 	ErrDiskFull = errors.New("disk_full")
 	// ErrClosed is returned by Run after Close.
 	ErrClosed = errors.New("sandbox manager closed")

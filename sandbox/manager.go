@@ -54,6 +54,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Manager, error) {
 	if _, err := Selfcheck(cfg); err != nil {
 		return nil, err
 	}
+	for _, d := range cfg.ReserveDirs {
+		var st unix.Statfs_t
+		if err := unix.Statfs(d, &st); err != nil {
+			return nil, fmt.Errorf("sandbox config: reserve dir %s: %w", d, err)
+		}
+	}
 	if err := setInitEnv(); err != nil {
 		return nil, fmt.Errorf("container init environment: %w", err)
 	}

@@ -58,8 +58,17 @@ func testLogger(t testing.TB) *slog.Logger {
 // the end of the test.
 func newTestManager(t testing.TB) *Manager {
 	t.Helper()
+	return newTestManagerWith(t, nil)
+}
+
+// newTestManagerWith is newTestManager with changes to the Config.
+func newTestManagerWith(t testing.TB, change func(*Config)) *Manager {
+	t.Helper()
 	needSandbox(t)
 	cfg := testConfig(t)
+	if change != nil {
+		change(&cfg)
+	}
 	before := goleak.IgnoreCurrent()
 	m, err := New(context.Background(), cfg, testLogger(t))
 	if err != nil {

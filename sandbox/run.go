@@ -63,8 +63,10 @@ func (m *Manager) prepare(ctx context.Context, spec *Spec) (*configs.Config, *se
 		return nil, nil, err
 	}
 	p := &spec.Profile
-	if err := checkFreeSpace(m.cfg.StateRoot, m.cfg.MinFreeBytes); err != nil {
-		return nil, nil, err
+	for _, d := range append([]string{m.cfg.StateRoot}, m.cfg.ReserveDirs...) {
+		if err := checkFreeSpace(d, m.cfg.MinFreeBytes); err != nil {
+			return nil, nil, err
+		}
 	}
 	if err := m.skel.ensureUser(p.UID, p.GID); err != nil {
 		return nil, nil, err

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sort"
+	"sync"
 
 	"github.com/opencontainers/runc/libcontainer/configs"
 	libseccomp "github.com/seccomp/libseccomp-golang"
@@ -104,9 +106,29 @@ func ParseSeccompFile(data []byte) (*SeccompFile, error) {
 	return &f, nil
 }
 
+// readSeccompFile reads at most maxSeccompFileBytes+1 bytes of a regular
+// file (ParseSeccompFile refuses more): a FIFO, a device or a huge file
+// named as a profile never blocks or fills the memory of the process that
+// loads the policy.
+func readSeccompFile(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	return io.ReadAll(io.LimitReader(f, maxSeccompFileBytes+1))
+}
+
 // LoadSeccompFile reads and validates a custom profile file.
 func LoadSeccompFile(path string) (*SeccompFile, error) {
-	data, err := os.ReadFile(path)
+	data, err := readSeccompFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("%w: read %s: %v", ErrSeccompProfile, path, err)
 	}
@@ -115,6 +137,24 @@ func LoadSeccompFile(path string) (*SeccompFile, error) {
 		return nil, fmt.Errorf("seccomp profile %s: %w", path, err)
 	}
 	return f, nil
+}
+
+// CheckSeccompFile reads and validates a custom profile file as a run
+// would: what LoadSeccompFile checks, and that the list lets the
+// container's PID 1 run and supervise the command. The policy loader calls
+// it through policy.LoadOptions.CheckSeccompFile (execgate policy check,
+// serve's load and reload, execgate run), so a bad file is refused when the
+// policy is loaded, not on every run. The error does not repeat the path.
+func CheckSeccompFile(path string) error {
+	data, err := readSeccompFile(path)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrSeccompProfile, err)
+	}
+	f, err := ParseSeccompFile(data)
+	if err != nil {
+		return err
+	}
+	return checkPID1Syscalls(f.Allow)
 }
 
 // ValidateSyscallNames checks names against libseccomp's syscall table for
@@ -138,8 +178,11 @@ func ValidateSyscallNames(names []string) error {
 		case forbidden[n]:
 			errs = append(errs, fmt.Errorf("%q is never allowed", n))
 		default:
-			if _, err := libseccomp.GetSyscallFromNameByArch(n, arch); err != nil {
-				errs = append(errs, fmt.Errorf("%q is not a syscall known to libseccomp for %s", n, arch))
+			// A negative number is one of libseccomp's pseudo-syscalls: a
+			// name it knows for another architecture (socketcall, ipc, ...),
+			// which no rule can match here.
+			if nr, err := libseccomp.GetSyscallFromNameByArch(n, arch); err != nil || nr < 0 {
+				errs = append(errs, fmt.Errorf("%q is not a syscall known to libseccomp for %s%s", n, arch, didYouMean(n, forbidden)))
 			}
 		}
 		seen[n] = true
@@ -265,4 +308,73 @@ func complement32(excluded []uint64) []maskValue {
 	}
 	walk(0, 0, low)
 	return out
+}
+
+// nativeSyscallNames is every name in libseccomp's table for the native
+// architecture (numbers 0-1023), for spelling hints.
+var nativeSyscallNames = sync.OnceValue(func() []string {
+	arch, err := libseccomp.GetNativeArch()
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for nr := range 1024 {
+		if n, err := libseccomp.ScmpSyscall(nr).GetNameByArch(arch); err == nil && n != "" {
+			out = append(out, n)
+		}
+	}
+	return out
+})
+
+// didYouMean returns ` (did you mean "x"?)` for the known syscall name
+// closest to an unknown one (edit distance at most 2; never a forbidden
+// name), else "".
+func didYouMean(name string, forbidden map[string]bool) string {
+	if name == "" {
+		return ""
+	}
+	best, bestD := "", 3
+	for _, n := range nativeSyscallNames() {
+		if forbidden[n] {
+			continue
+		}
+		// Ties go to the name that sorts first.
+		if d := editDistance(name, n, bestD+1); d < bestD || d == bestD && n < best {
+			best, bestD = n, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+// editDistance is the Levenshtein distance of a and b, or limit when it is
+// limit or more.
+func editDistance(a, b string, limit int) int {
+	if d := len(a) - len(b); d >= limit || -d >= limit {
+		return limit
+	}
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		rowMin := cur[0]
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			rowMin = min(rowMin, cur[j])
+		}
+		if rowMin >= limit {
+			return limit
+		}
+		prev, cur = cur, prev
+	}
+	return min(prev[len(b)], limit)
 }

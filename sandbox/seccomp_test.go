@@ -2,8 +2,12 @@ package sandbox
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/opencontainers/runc/libcontainer/configs"
@@ -179,4 +183,88 @@ func FuzzParseSeccompFile(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestCheckSeccompFile is what `execgate policy check` and the gateway's
+// policy load run on a custom profile file: libseccomp's table, the
+// forbidden list, duplicates, and the calls PID 1 needs.
+func TestCheckSeccompFile(t *testing.T) {
+	pid1 := `"read","write","close","rt_sigtimedwait","wait4","kill","exit_group","execve"`
+	tests := []struct {
+		name, data string
+		want       []string // substrings of the error; nil: valid
+	}{
+		{"valid", `{"allow":[` + pid1 + `,"openat","fstat"]}`, nil},
+		{"misspelt", `{"allow":[` + pid1 + `,"opneat"]}`, []string{`"opneat" is not a syscall known to libseccomp`, `did you mean "openat"?`}},
+		{"unknown, nothing close", `{"allow":[` + pid1 + `,"frobnicate_everything"]}`, []string{`"frobnicate_everything" is not a syscall`}},
+		{"other architecture only", `{"allow":[` + pid1 + `,"socketcall"]}`, []string{`"socketcall" is not a syscall known`}},
+		{"forbidden", `{"allow":[` + pid1 + `,"mount","bpf"]}`, []string{`"mount" is never allowed`, `"bpf" is never allowed`}},
+		{"misspelt forbidden is not suggested", `{"allow":[` + pid1 + `,"mounnt"]}`, []string{`"mounnt" is not a syscall`}},
+		{"duplicate", `{"allow":[` + pid1 + `,"read"]}`, []string{`"read" listed twice`}},
+		{"PID 1 cannot supervise", `{"allow":["read","write","exit_group","execve"]}`, []string{"close", "rt_sigtimedwait", "wait4", "kill"}},
+		{"not JSON", `allow: [read]`, []string{"decode"}},
+		{"empty", `{"allow":[]}`, []string{`"allow" is empty`}},
+	}
+	dir := t.TempDir()
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(dir, fmt.Sprintf("p%d.json", i))
+			if err := os.WriteFile(path, []byte(tt.data), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			err := CheckSeccompFile(path)
+			if tt.want == nil {
+				if err != nil {
+					t.Fatalf("got %v, want nil", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("got nil, want an error with %q", tt.want)
+			}
+			if !errors.Is(err, ErrSeccompProfile) {
+				t.Errorf("got %v, want it to match ErrSeccompProfile", err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("got %q, want it to contain %q", err, w)
+				}
+			}
+			if tt.name == "misspelt forbidden is not suggested" && strings.Contains(err.Error(), "did you mean") {
+				t.Errorf("got %q, want no hint towards a forbidden syscall", err)
+			}
+		})
+	}
+	if err := CheckSeccompFile(filepath.Join(dir, "missing.json")); err == nil || !errors.Is(err, ErrSeccompProfile) {
+		t.Errorf("missing file: got %v, want an ErrSeccompProfile error", err)
+	}
+	// A FIFO neither blocks nor passes; a huge file is not read whole.
+	fifo := filepath.Join(dir, "fifo.json")
+	if err := unix.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckSeccompFile(fifo); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("FIFO: got %v, want not a regular file", err)
+	}
+	huge := filepath.Join(dir, "huge.json")
+	if err := os.WriteFile(huge, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(huge, 1<<40); err != nil { // sparse: 1 TiB of zeros
+		t.Fatal(err)
+	}
+	if err := CheckSeccompFile(huge); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("1 TiB file: got %v, want larger than", err)
+	}
+}
+
+func TestEditDistance(t *testing.T) {
+	for _, tt := range []struct {
+		a, b string
+		want int
+	}{{"openat", "openat", 0}, {"opneat", "openat", 2}, {"opena", "openat", 1}, {"", "abc", 3}, {"read", "write", 3}} {
+		if got := editDistance(tt.a, tt.b, 3); got != tt.want {
+			t.Errorf("editDistance(%q, %q): got %d, want %d", tt.a, tt.b, got, tt.want)
+		}
+	}
 }

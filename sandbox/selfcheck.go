@@ -86,7 +86,7 @@ func checkSeccomp() []Check {
 var requiredControllers = []string{"memory", "pids", "cpu", "devices", "freezer"}
 
 func checkCgroups(cfg Config) []Check {
-	var out []Check
+	out := []Check{{Name: "cgroup parent", OK: true, Detail: fmt.Sprintf("%s (cgroup v%d; runs get %s/eg-<n>)", cfg.CgroupParent, cfg.CgroupVersion, cfg.CgroupParent)}}
 	if cfg.CgroupVersion == 2 {
 		// The controllers must be available where the containers go: the
 		// nearest existing ancestor of the cgroup parent (on a systemd
@@ -114,7 +114,13 @@ func checkCgroups(cfg Config) []Check {
 	if _, err := os.Stat(filepath.Join(cgroupMountRoot, "memory", "memory.oom_control")); err != nil {
 		oom.OK, oom.Detail = false, err.Error()
 	}
-	return append(out, oom)
+	// No swap is memory+swap = memory; without swap accounting libcontainer
+	// cannot write that limit and every run would fail to start.
+	memsw := Check{Name: "cgroup v1 memory.memsw.limit_in_bytes", OK: true, Detail: "present (memory+swap is limited to memory: no swap)"}
+	if _, err := os.Stat(filepath.Join(cgroupMountRoot, "memory", "memory.memsw.limit_in_bytes")); err != nil {
+		memsw.OK, memsw.Detail = false, fmt.Sprintf("%v: swap accounting is off (boot without swapaccount=0 / cgroup.memory=noswap); runs cannot be kept from swap", err)
+	}
+	return append(out, oom, memsw)
 }
 
 func checkBinary(cfg Config) []Check {

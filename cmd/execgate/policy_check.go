@@ -12,11 +12,21 @@ import (
 	"strings"
 
 	"github.com/execgate/execgate/policy"
+	"github.com/execgate/execgate/sandbox"
 )
 
 // defaultStateDir is the gateway's state directory unless told otherwise;
 // the policy tools pass it to the loader so a root over it is an error.
 const defaultStateDir = "/var/lib/execgate"
+
+// loadOptions are the policy loader's options on the command line: the
+// gateway's state directory, and the sandbox's validation of every custom
+// seccomp profile file (libseccomp's syscall table, the forbidden list,
+// what the sandbox's PID 1 needs), so that a bad file is a load error with
+// its place in the policy, never a failure of every run.
+func loadOptions(stateDir string) policy.LoadOptions {
+	return policy.LoadOptions{StateDir: stateDir, CheckSeccompFile: sandbox.CheckSeccompFile}
+}
 
 // runPolicyCheck implements `execgate policy check [--strict] [--set]
 // [FILE|DIR]...`: every file (a directory's *.yaml and *.yml files) is
@@ -53,7 +63,7 @@ func runPolicyCheck(ctx context.Context, args []string, stdout, stderr io.Writer
 			groups = append(groups, []string{f})
 		}
 	}
-	opts := policy.LoadOptions{StateDir: *stateDir}
+	opts := loadOptions(*stateDir)
 	problems := 0
 	for _, g := range groups {
 		problems += checkGroup(ctx, g, opts, *strict, stdout, stderr)

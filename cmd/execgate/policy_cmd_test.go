@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -346,5 +347,66 @@ func TestPolicySchemaCommitted(t *testing.T) {
 	}
 	if code, _, _ := runCLI(t, "policy", "schema", "extra"); code != exitUsage {
 		t.Errorf("schema with an argument: exit %d, want %d", code, exitUsage)
+	}
+}
+
+// TestPolicyCheckSeccompFiles: `policy check` loads every custom seccomp
+// profile file a policy names and checks it against libseccomp's syscall
+// table, the forbidden list and what the sandbox's PID 1 needs, reporting
+// each problem at the profile's seccomp key.
+func TestPolicyCheckSeccompFiles(t *testing.T) {
+	dir := t.TempDir()
+	pid1 := `"read","write","close","rt_sigtimedwait","wait4","kill","exit_group","execve"`
+	files := map[string]string{
+		"good.json":      `{"allow":[` + pid1 + `,"openat","fstat","brk","mmap"]}`,
+		"typo.json":      `{"allow":[` + pid1 + `,"opneat"]}`,
+		"forbidden.json": `{"allow":[` + pid1 + `,"ptrace"]}`,
+		"nopid1.json":    `{"allow":["read","write","exit_group","execve"]}`,
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pol := func(seccomp string) string {
+		return "version: 1\nroles: {viewer: {}}\nprofiles:\n  p:\n    seccomp: " + seccomp +
+			"\ndefaults: {profile: p}\ncommands:\n  echo: {path: /usr/bin/echo, roles: [viewer]}\n"
+	}
+	tests := []struct {
+		name, seccomp string
+		wantCode      int
+		want          string // the one output line; "" for none
+	}{
+		{"valid file", filepath.Join(dir, "good.json"), 0, ""},
+		{"misspelt syscall", filepath.Join(dir, "typo.json"), 1,
+			`%s:5:5: bad_seccomp: seccomp profile file "` + filepath.Join(dir, "typo.json") + `": bad seccomp profile: "opneat" is not a syscall known to libseccomp for amd64 (did you mean "openat"?)`},
+		{"forbidden syscall", filepath.Join(dir, "forbidden.json"), 1,
+			`%s:5:5: bad_seccomp: seccomp profile file "` + filepath.Join(dir, "forbidden.json") + `": bad seccomp profile: "ptrace" is never allowed`},
+		{"PID 1 cannot supervise", filepath.Join(dir, "nopid1.json"), 1,
+			`%s:5:5: bad_seccomp: seccomp profile file "` + filepath.Join(dir, "nopid1.json") + `": bad seccomp profile: the profile must allow close, rt_sigtimedwait, wait4, kill (the sandbox's PID 1 needs them)`},
+		{"missing file", filepath.Join(dir, "missing.json"), 1,
+			`%s:5:5: bad_seccomp: seccomp profile file "` + filepath.Join(dir, "missing.json") + `" does not exist or is not a regular file`},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			file := filepath.Join(dir, fmt.Sprintf("policy%d.yaml", i))
+			if err := os.WriteFile(file, []byte(pol(tt.seccomp)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			code, stdout, stderr := runCLI(t, "policy", "check", file)
+			if code != tt.wantCode {
+				t.Errorf("got exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tt.wantCode, stdout, stderr)
+			}
+			want := ""
+			if tt.want != "" {
+				want = fmt.Sprintf(tt.want, file) + "\n"
+				if !diagLineRE.MatchString(strings.TrimSpace(want)) {
+					t.Fatalf("want line %q is not file:line:col: code: message", want)
+				}
+			}
+			if stdout != want {
+				t.Errorf("got stdout\n%s\nwant\n%s", stdout, want)
+			}
+		})
 	}
 }

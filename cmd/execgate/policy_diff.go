@@ -32,7 +32,8 @@ func runPolicyDiff(ctx context.Context, args []string, stdout, stderr io.Writer)
 		fs.Usage()
 		return exitUsage
 	}
-	opts := policy.LoadOptions{StateDir: *stateDir, SkipBinaryCheck: true}
+	opts := loadOptions(*stateDir)
+	opts.SkipBinaryCheck = true
 	var sets [2]*policy.Set
 	for i, p := range fs.Args() {
 		s, err := policy.Load(ctx, []string{p}, opts)

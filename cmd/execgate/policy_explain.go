@@ -92,7 +92,7 @@ func runPolicyExplain(ctx context.Context, args []string, stdout, stderr io.Writ
 	if !ok {
 		return exitUsage
 	}
-	set, err := policy.Load(ctx, a.paths, policy.LoadOptions{StateDir: a.stateDir})
+	set, err := policy.Load(ctx, a.paths, loadOptions(a.stateDir))
 	if err != nil {
 		var list policy.ErrorList
 		if errors.As(err, &list) {

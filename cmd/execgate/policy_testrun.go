@@ -48,7 +48,7 @@ func runPolicyTest(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return exitUsage
 	}
 	tr := &testRunner{ctx: ctx, out: stdout, filter: filter, verbose: *verbose,
-		opts: policy.LoadOptions{StateDir: *stateDir}}
+		opts: loadOptions(*stateDir)}
 	for _, f := range files {
 		tr.runFile(f)
 	}

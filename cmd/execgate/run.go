@@ -35,9 +35,9 @@ func init() {
 }
 
 type runFlags struct {
-	policy, sub, roles, wsRoot, instance, stateRoot string
-	env                                             multiFlag
-	argv                                            []string
+	policy, sub, roles, wsRoot, instance, stateRoot, cgroupParent string
+	env                                                           multiFlag
+	argv                                                          []string
 }
 
 // multiFlag collects a repeatable flag.
@@ -56,9 +56,10 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	fs.StringVar(&f.wsRoot, "workspace-root", "", "directory that replaces the one holding the per-subject workspaces")
 	fs.StringVar(&f.instance, "instance", "", "sandbox instance name (default run-<pid>)")
 	fs.StringVar(&f.stateRoot, "state-root", "", "sandbox state root (default /run/execgate/<instance>)")
+	fs.StringVar(&f.cgroupParent, "cgroup-parent", "", "absolute cgroup under which the run's cgroup is created (default /execgate/<instance>; on cgroup v2 inside your delegated subtree)")
 	fs.Var(&f.env, "env", "KEY=VALUE a client may set (repeatable; the policy decides)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: execgate run --policy FILE --sub SUBJECT --roles R1,R2 [--workspace-root DIR] [--env K=V] -- COMMAND ARGS...")
+		fmt.Fprintln(stderr, "usage: execgate run --policy FILE --sub SUBJECT --roles R1,R2 [--workspace-root DIR] [--cgroup-parent CGROUP] [--env K=V] -- COMMAND ARGS...")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -72,6 +73,11 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 		return nil, errors.New("--sub is required")
 	case len(f.argv) == 0:
 		return nil, errors.New("no command given (after --)")
+	}
+	if f.cgroupParent != "" {
+		if err := sandbox.ValidateCgroupParent(f.cgroupParent); err != nil {
+			return nil, fmt.Errorf("--cgroup-parent: %w", err)
+		}
 	}
 	return f, nil
 }
@@ -89,7 +95,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "execgate run:", err)
 		return runExitFailure
 	}
-	set, err := policy.Load(ctx, []string{f.policy}, policy.LoadOptions{})
+	set, err := policy.Load(ctx, []string{f.policy}, loadOptions(""))
 	if err != nil {
 		fmt.Fprintf(stderr, "execgate run: load policy: %v\n", err)
 		return runExitFailure
@@ -154,7 +160,7 @@ func specFromDecision(dec *policy.Decision, f *runFlags) (sandbox.Spec, error) {
 
 func runSandboxed(ctx context.Context, f *runFlags, spec sandbox.Spec, stdout, stderr io.Writer) int {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	cfg := sandbox.Config{Instance: f.instance, StateRoot: f.stateRoot}
+	cfg := sandbox.Config{Instance: f.instance, StateRoot: f.stateRoot, CgroupParent: f.cgroupParent}
 	if cfg.Instance == "" {
 		cfg.Instance = fmt.Sprintf("run-%d", os.Getpid())
 		sweepDeadRunInstances(ctx, log, sandbox.DefaultStateRootBase)

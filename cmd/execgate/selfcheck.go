@@ -21,8 +21,15 @@ func runSelfcheck(_ context.Context, args []string, stdout, stderr io.Writer) in
 	var cfg sandbox.Config
 	fs.StringVar(&cfg.Instance, "instance", "", "sandbox instance name (default \"default\")")
 	fs.StringVar(&cfg.StateRoot, "state-root", "", "sandbox state root (default /run/execgate/<instance>)")
+	fs.StringVar(&cfg.CgroupParent, "cgroup-parent", "", "cgroup parent to check, as serve's sandbox.cgroup_parent (default /execgate/<instance>)")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if cfg.CgroupParent != "" {
+		if err := sandbox.ValidateCgroupParent(cfg.CgroupParent); err != nil {
+			fmt.Fprintf(stderr, "execgate selfcheck: --cgroup-parent: %v\n", err)
+			return 2
+		}
 	}
 	checks, err := sandbox.Selfcheck(cfg)
 	for _, c := range checks {

@@ -132,7 +132,11 @@ func devKey(stateDir string) (string, error) {
 // root-owned secrets file and never runs anything with its copy (the
 // executor decides again with the complete set).
 func policyLoader(cfg gateway.Config, withoutSecrets bool) func(ctx context.Context) (*policy.Set, error) {
-	opts := policy.LoadOptions{StateDir: cfg.StateDir, WithoutSecrets: withoutSecrets}
+	// Both sides validate custom seccomp files (loadOptions): the front's
+	// copy must refuse what the executor's will refuse, so the two never
+	// serve different sets after a reload.
+	opts := loadOptions(cfg.StateDir)
+	opts.WithoutSecrets = withoutSecrets
 	if cfg.Policy == policies.DefaultName {
 		return func(context.Context) (*policy.Set, error) {
 			return policy.LoadBytes(policies.DefaultName, policies.Default, opts)

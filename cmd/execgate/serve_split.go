@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 
 	"github.com/execgate/execgate/gateway"
@@ -146,9 +147,21 @@ type runtime struct {
 }
 
 // sandboxConfig is the sandbox Manager's configuration from the gateway's.
+// The free-space reserve also covers the audit log's file system and the
+// state directory's (workspaces usually live there too): a user filling
+// either gets disk_full before the audit log can no longer be written.
 func sandboxConfig(cfg gateway.Config) sandbox.Config {
+	var reserve []string
+	for _, d := range []string{cfg.StateDir, filepath.Dir(cfg.AuditLogPath())} {
+		if abs, err := filepath.Abs(d); err == nil && !slices.Contains(reserve, abs) {
+			reserve = append(reserve, abs)
+		}
+	}
 	return sandbox.Config{
 		Instance:            cfg.Instance,
+		CgroupParent:        cfg.Sandbox.CgroupParent,
+		MinFreeBytes:        cfg.Sandbox.MinFreeBytes,
+		ReserveDirs:         reserve,
 		WorkspaceImageRoot:  filepath.Join(cfg.StateDir, "images"),
 		DisableCgroupWarmup: !cfg.Sandbox.CgroupWarmup,
 	}

@@ -1,0 +1,84 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/execgate/execgate/policy"
+	"github.com/execgate/execgate/sandbox"
+	"github.com/execgate/execgate/sandbox/executor"
+)
+
+// TestExecDiskFull: while a file system the sandbox keeps a reserve on
+// (here a filled 8 MiB tmpfs standing for the audit log's, passed as
+// sandbox.Config.ReserveDirs as serve does) is below MinFreeBytes, /v1/exec
+// answers 507 disk_full, nothing runs, and the refusal is audited.
+func TestExecDiskFull(t *testing.T) {
+	testSandbox(t) // skips without root, fails under CI
+	full := t.TempDir()
+	if err := unix.Mount("tmpfs", full, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=8m,mode=0755"); err != nil {
+		t.Fatalf("mount tmpfs: %v", err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(full, unix.MNT_DETACH) })
+	filler, err := os.Create(filepath.Join(full, "filler"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1<<20)
+	for {
+		if _, err := filler.Write(buf); err != nil {
+			break // ENOSPC
+		}
+	}
+	filler.Close()
+	base := t.TempDir()
+	mgr, err := sandbox.New(context.Background(), sandbox.Config{
+		Instance:     fmt.Sprintf("gwdisk-%d", os.Getpid()),
+		StateRoot:    filepath.Join(base, "state"),
+		MinFreeBytes: 2 << 20,
+		ReserveDirs:  []string{full},
+	}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("sandbox.New: %v", err)
+	}
+	t.Cleanup(func() { _ = mgr.Close() })
+	env := startServer(t, func(_ *Config, d *Deps) {
+		local := executor.NewLocal(mgr, nil, d.Logger)
+		d.Runner = local
+		d.OnPolicy = func(s *policy.Set) { local.SetPolicy(s) }
+	})
+	r := env.do("POST", "/v1/exec", env.token("alice", "viewer"), map[string]any{"command": "echo", "args": []string{"x"}})
+	if r.status != http.StatusInsufficientStorage || r.errCode() != CodeDiskFull {
+		t.Fatalf("got %d %s, want 507 %s", r.status, r.body, CodeDiskFull)
+	}
+	var end map[string]any
+	for _, l := range env.auditFor(r.header.Get("X-Request-Id")) {
+		if l["type"] == "exec_end" {
+			end = l
+		}
+	}
+	if end == nil || end["error"] == nil || !containsStr(end["error"], "disk_full") {
+		t.Errorf("exec_end %v, want one with the disk_full error", end)
+	}
+	// Space freed: the same request runs.
+	if err := os.Remove(filepath.Join(full, "filler")); err != nil {
+		t.Fatal(err)
+	}
+	r = env.do("POST", "/v1/exec", env.token("alice", "viewer"), map[string]any{"command": "echo", "args": []string{"x"}})
+	if r.status != http.StatusOK {
+		t.Errorf("after freeing space: got %d %s, want 200", r.status, r.body)
+	}
+}
+
+func containsStr(v any, sub string) bool {
+	s, ok := v.(string)
+	return ok && strings.Contains(s, sub)
+}
