@@ -36,9 +36,13 @@ import (
 
 // rejectDrain bounds the wait for the client to stop sending after the 413
 // (so that closing does not reset the connection before the answer is read).
+// 4 MiB covers a client that sends a header block of a few MiB (a 1 MB
+// token is 1.4 MB in base64) before it reads: with 1 MiB the close could
+// reset the connection under such a client (TestHostileTokens' "1 MB
+// token" then saw a broken pipe instead of the 413). Time bounds it too.
 const (
 	rejectDrainTime  = 500 * time.Millisecond
-	rejectDrainBytes = 1 << 20
+	rejectDrainBytes = 4 << 20
 	rejectWriteTime  = 5 * time.Second
 )
 
