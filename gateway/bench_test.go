@@ -54,8 +54,9 @@ import (
 // EXECGATE_BENCH=1. EXECGATE_BENCH_WRK ("-t2 -c64 -d5s" by default),
 // EXECGATE_BENCH_ROUNDS (3), EXECGATE_BENCH_PAIRS (200; 0 skips (d)) and
 // EXECGATE_BENCH_CPUPROFILE (a file: CPU profile of the (c) legs) tune it.
-// The gateway runs with the production policy poll (2 s) and limits high
-// enough that every leg measures its own answer (no 429s).
+// The gateway runs with the production policy poll (2 s), limits high
+// enough that every leg measures its own answer (no 429s), and the
+// sandbox's state root on tmpfs under /run as in production (testSandbox).
 func TestBenchGateway(t *testing.T) {
 	if os.Getenv("EXECGATE_BENCH") != "1" {
 		t.Skip("benchmark: set EXECGATE_BENCH=1 (make bench)")
