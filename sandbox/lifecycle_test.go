@@ -1,14 +1,17 @@
 package sandbox
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -108,9 +111,20 @@ func TestSweep(t *testing.T) {
 	if err := exec.Command("/usr/bin/mount", "-t", "tmpfs", "leftover", mnt).Run(); err != nil {
 		t.Fatal(err)
 	}
-	m, err := New(context.Background(), cfg, testLogger(t))
+	var logs syncLog
+	m, err := New(context.Background(), cfg, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatalf("New over leftovers: %v", err)
+	}
+	// Each removal is logged, naming what was removed.
+	for _, want := range []string{
+		`msg="sweep: removed leftover container" container=eg-crashed-1`,
+		`msg="sweep: removed leftover cgroup" path=` + filepath.Join(mounts[0], full.CgroupParent, "eg-crashed-1"),
+		`msg="sweep: unmounted leftover mount" path=` + mnt,
+	} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("sweep log: no line with %q in:\n%s", want, logs.String())
+		}
 	}
 	select {
 	case <-waited:
@@ -278,4 +292,22 @@ func TestSignal(t *testing.T) {
 	if err := m.Signal("sig-1", syscall.SIGSTOP); !errors.Is(err, ErrSignal) {
 		t.Errorf("SIGSTOP: got %v, want ErrSignal", err)
 	}
+}
+
+// syncLog is a log destination safe for the Manager's goroutines.
+type syncLog struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -31,7 +31,7 @@ func Selfcheck(cfg Config) ([]Check, error) {
 	checks := []Check{checkRoot()}
 	checks = append(checks, checkNamespaces()...)
 	checks = append(checks, checkSeccomp()...)
-	checks = append(checks, checkCgroups(cfg)...)
+	checks = append(checks, checkCgroups(cfg, cgroupMountRoot)...)
 	checks = append(checks, checkBinary(cfg)...)
 	checks = append(checks, checkShimBinary(), checkShimRuns())
 	for _, c := range checks {
@@ -85,13 +85,15 @@ func checkSeccomp() []Check {
 // requiredControllers are the cgroup controllers a run's limits use.
 var requiredControllers = []string{"memory", "pids", "cpu", "devices", "freezer"}
 
-func checkCgroups(cfg Config) []Check {
+// checkCgroups checks the controllers under root (cgroupMountRoot; tests
+// give another).
+func checkCgroups(cfg Config, root string) []Check {
 	out := []Check{{Name: "cgroup parent", OK: true, Detail: fmt.Sprintf("%s (cgroup v%d; runs get %s/eg-<n>)", cfg.CgroupParent, cfg.CgroupVersion, cfg.CgroupParent)}}
 	if cfg.CgroupVersion == 2 {
 		// The controllers must be available where the containers go: the
 		// nearest existing ancestor of the cgroup parent (on a systemd
 		// host, the service's delegated subtree).
-		dir := nearestDir(filepath.Join(cgroupMountRoot, cfg.CgroupParent))
+		dir := nearestDir(filepath.Join(root, cfg.CgroupParent))
 		data, err := os.ReadFile(filepath.Join(dir, "cgroup.controllers"))
 		have := strings.Fields(string(data))
 		for _, ctl := range []string{"memory", "pids", "cpu"} {
@@ -105,19 +107,19 @@ func checkCgroups(cfg Config) []Check {
 	}
 	for _, ctl := range requiredControllers {
 		c := Check{Name: "cgroup v1 controller " + ctl, OK: true, Detail: "mounted"}
-		if _, err := os.Stat(filepath.Join(cgroupMountRoot, ctl, "cgroup.procs")); err != nil {
-			c.OK, c.Detail = false, fmt.Sprintf("not mounted at %s/%s: %v", cgroupMountRoot, ctl, err)
+		if _, err := os.Stat(filepath.Join(root, ctl, "cgroup.procs")); err != nil {
+			c.OK, c.Detail = false, fmt.Sprintf("not mounted at %s/%s: %v", root, ctl, err)
 		}
 		out = append(out, c)
 	}
 	oom := Check{Name: "cgroup v1 memory.oom_control", OK: true, Detail: "present (OOM kills are counted, trap 14)"}
-	if _, err := os.Stat(filepath.Join(cgroupMountRoot, "memory", "memory.oom_control")); err != nil {
+	if _, err := os.Stat(filepath.Join(root, "memory", "memory.oom_control")); err != nil {
 		oom.OK, oom.Detail = false, err.Error()
 	}
 	// No swap is memory+swap = memory; without swap accounting libcontainer
 	// cannot write that limit and every run would fail to start.
 	memsw := Check{Name: "cgroup v1 memory.memsw.limit_in_bytes", OK: true, Detail: "present (memory+swap is limited to memory: no swap)"}
-	if _, err := os.Stat(filepath.Join(cgroupMountRoot, "memory", "memory.memsw.limit_in_bytes")); err != nil {
+	if _, err := os.Stat(filepath.Join(root, "memory", "memory.memsw.limit_in_bytes")); err != nil {
 		memsw.OK, memsw.Detail = false, fmt.Sprintf("%v: swap accounting is off (boot without swapaccount=0 / cgroup.memory=noswap); runs cannot be kept from swap", err)
 	}
 	return append(out, oom, memsw)
