@@ -8,6 +8,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // TestAuditRecordAllWritten: under concurrency every call that reports
@@ -72,15 +73,7 @@ func TestAuditRecordAllWrittenFailures(t *testing.T) {
 		}
 	})
 	t.Run("sync fails", func(t *testing.T) {
-		fifo := filepath.Join(t.TempDir(), "audit.fifo")
-		if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		rd, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rd.Close()
+		fifo := unsyncableFile(t)
 		a := newTestAuditor(t, fifo)
 		commit, err := a.RecordAllWritten(context.Background(), ev)
 		if err != nil || commit == nil {
@@ -90,4 +83,36 @@ func TestAuditRecordAllWrittenFailures(t *testing.T) {
 			t.Error("commit on a FIFO: got nil, want the fsync's error")
 		}
 	})
+}
+
+// unsyncableFile returns a FIFO that takes writes (a reader drains it until
+// the test ends) but fails every fsync (EINVAL): an audit log whose lines
+// are written and never made durable.
+func unsyncableFile(t *testing.T) string {
+	t.Helper()
+	fifo := filepath.Join(t.TempDir(), "audit.fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rd, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	var drained sync.WaitGroup
+	drained.Go(func() {
+		buf := make([]byte, 64<<10)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if n, _ := rd.Read(buf); n == 0 {
+				time.Sleep(time.Millisecond)
+			}
+		}
+	})
+	t.Cleanup(func() { close(stop); drained.Wait(); rd.Close() })
+	return fifo
 }

@@ -3,11 +3,8 @@ package gateway
 import (
 	"context"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -168,30 +165,7 @@ func (r *recordingRunner) Run(ctx context.Context, job executor.Job) (*policy.De
 // written, their fsync fails (a FIFO cannot be synced): the command that
 // started meanwhile is killed and the answer is 503 audit_unavailable.
 func TestExecAuditSyncFailureKillsRun(t *testing.T) {
-	fifo := filepath.Join(t.TempDir(), "audit.fifo")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	rd, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stop := make(chan struct{})
-	var drained sync.WaitGroup
-	drained.Go(func() { // keep the pipe from filling
-		buf := make([]byte, 64<<10)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if n, _ := rd.Read(buf); n == 0 {
-				time.Sleep(time.Millisecond)
-			}
-		}
-	})
-	defer func() { close(stop); drained.Wait(); rd.Close() }()
+	fifo := unsyncableFile(t)
 	var aud *Auditor
 	rec := &recordingRunner{}
 	env := startServer(t, func(_ *Config, d *Deps) {

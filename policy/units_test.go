@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"math"
 	"testing"
 	"time"
 )
@@ -102,7 +103,7 @@ func TestEditDistanceHint(t *testing.T) {
 			t.Errorf("didYouMean(%q) = %q, want %q", in, got, want)
 		}
 	}
-	if got := editDistance("kitten", "sitting"); got != 3 {
+	if got := EditDistance("kitten", "sitting", math.MaxInt); got != 3 {
 		t.Errorf("got %d, want 3", got)
 	}
 }

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"math"
 	"reflect"
 	"sort"
 	"strconv"
@@ -316,7 +317,7 @@ func (u *Umask) decodeScalar(n *yaml.Node) error {
 func didYouMean(key string, names []string) string {
 	best, bestD := "", 1<<30
 	for _, n := range names {
-		if d := editDistance(key, n); d < bestD {
+		if d := EditDistance(key, n, math.MaxInt); d < bestD {
 			best, bestD = n, d
 		}
 	}
@@ -328,27 +329,6 @@ func didYouMean(key string, names []string) string {
 		return fmt.Sprintf(" (known keys: %s)", strings.Join(names, ", "))
 	}
 	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-// editDistance is the Levenshtein distance of a and b (bytes).
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 func reflectValue(p any) reflect.Value { return reflect.ValueOf(p).Elem() }

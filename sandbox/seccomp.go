@@ -13,6 +13,8 @@ import (
 	"github.com/opencontainers/runc/libcontainer/configs"
 	libseccomp "github.com/seccomp/libseccomp-golang"
 	"golang.org/x/sys/unix"
+
+	"github.com/execgate/execgate/policy"
 )
 
 // Names of the built-in seccomp profiles.
@@ -339,7 +341,7 @@ func didYouMean(name string, forbidden map[string]bool) string {
 			continue
 		}
 		// Ties go to the name that sorts first.
-		if d := editDistance(name, n, bestD+1); d < bestD || d == bestD && n < best {
+		if d := policy.EditDistance(name, n, bestD+1); d < bestD || d == bestD && n < best {
 			best, bestD = n, d
 		}
 	}
@@ -347,34 +349,4 @@ func didYouMean(name string, forbidden map[string]bool) string {
 		return ""
 	}
 	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-// editDistance is the Levenshtein distance of a and b, or limit when it is
-// limit or more.
-func editDistance(a, b string, limit int) int {
-	if d := len(a) - len(b); d >= limit || -d >= limit {
-		return limit
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		rowMin := cur[0]
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-			rowMin = min(rowMin, cur[j])
-		}
-		if rowMin >= limit {
-			return limit
-		}
-		prev, cur = cur, prev
-	}
-	return min(prev[len(b)], limit)
 }

@@ -12,6 +12,8 @@ import (
 
 	"github.com/opencontainers/runc/libcontainer/configs"
 	"golang.org/x/sys/unix"
+
+	"github.com/execgate/execgate/policy"
 )
 
 func matchesAny(rules []maskValue, v uint64) bool {
@@ -263,8 +265,8 @@ func TestEditDistance(t *testing.T) {
 		a, b string
 		want int
 	}{{"openat", "openat", 0}, {"opneat", "openat", 2}, {"opena", "openat", 1}, {"", "abc", 3}, {"read", "write", 3}} {
-		if got := editDistance(tt.a, tt.b, 3); got != tt.want {
-			t.Errorf("editDistance(%q, %q): got %d, want %d", tt.a, tt.b, got, tt.want)
+		if got := policy.EditDistance(tt.a, tt.b, 3); got != tt.want {
+			t.Errorf("EditDistance(%q, %q): got %d, want %d", tt.a, tt.b, got, tt.want)
 		}
 	}
 }
