@@ -13,6 +13,9 @@ import (
 	"github.com/execgate/execgate/policy"
 )
 
+// execgateLegName is the execgate leg's name in the table.
+const execgateLegName = "execgate"
+
 // newExecgateLeg prepares the execgate leg: a Manager of its own (state
 // root in a temp directory, its own cgroup parent) and a workspace. Each
 // run is a full Manager.Run of /bin/true with the default profile: fresh
@@ -41,9 +44,7 @@ func newExecgateLeg(t *testing.T) (benchLeg, error) {
 			t.Errorf("close bench manager: %v", err)
 		}
 	})
-	prof := attackProfile()
-	prof.Name = "bench"
-	prof.MemoryBytes = 256 << 20
+	prof := benchProfile()
 	mounts := []policy.Mount{{Root: "work", Source: ws, Target: attackWorkTarget, Workspace: true}}
 	var seq atomic.Int64
 	run := func(ctx context.Context) error {
@@ -67,7 +68,7 @@ func newExecgateLeg(t *testing.T) (benchLeg, error) {
 		return nil
 	}
 	return benchLeg{
-		name: "execgate",
+		name: execgateLegName,
 		what: "sandbox.Manager.Run of /bin/true, default profile (network none, 256 MiB, 64 pids): " +
 			"fresh libcontainer container with its own cgroups, namespaces, read-only root, /tmp, workspace and seccomp; destroyed before Run returns",
 		run: run,

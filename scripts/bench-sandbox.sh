@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Sandbox start-cost benchmark (make bench): in one run on this machine,
 # plain os/exec of /bin/true vs bubblewrap with equivalent isolation vs
+# libcontainer as the probe ran it (a fresh container and rootfs per run,
+# the same isolation, none of execgate's start-cost cuts: the issue's "floor
+# to beat", measured here instead of quoted from the probe's machine) vs
 # execgate's fresh container, at 1, 2, 4 and 8 concurrent runs. Prints a
-# markdown table (p50/p99 latency, runs/s, ratios to plain exec) on stdout.
-# The measuring is Go: TestBenchCompare in sandbox/bench_compare_test.go.
+# markdown table (p50/p99 latency, runs/s, ratios to plain exec and to the
+# probe's way) and a line with execgate's ratios to the probe's way on
+# stdout. The measuring is Go: TestBenchCompare in
+# sandbox/bench_compare_test.go (legs in sandbox/bench_*_test.go).
 #
 # Needs root (sandbox, cgroups). Installs Debian's bubblewrap when missing.
-# EXECGATE_BENCH_CELL=2s lengthens each table cell (default 1.2s, ~20 s total).
+# EXECGATE_BENCH_CELL=2s lengthens each table cell (default 1.2s, ~30 s total).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
