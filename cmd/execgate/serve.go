@@ -132,9 +132,12 @@ func devKey(stateDir string) (string, error) {
 // root-owned secrets file and never runs anything with its copy (the
 // executor decides again with the complete set).
 func policyLoader(cfg gateway.Config, withoutSecrets bool) func(ctx context.Context) (*policy.Set, error) {
-	// Both sides validate custom seccomp files (loadOptions): the front's
-	// copy must refuse what the executor's will refuse, so the two never
-	// serve different sets after a reload.
+	// Both sides validate custom seccomp files (loadOptions), so a file the
+	// executor would refuse is refused by the front too. The two still load
+	// independently (the executor on SIGHUP or the front's request), so a
+	// file that changes between their loads can leave them on different
+	// sets for a while; the executor decides every run again with its own
+	// set, so the front's copy never widens what runs.
 	opts := loadOptions(cfg.StateDir)
 	opts.WithoutSecrets = withoutSecrets
 	if cfg.Policy == policies.DefaultName {
