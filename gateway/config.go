@@ -136,8 +136,9 @@ type SandboxConfig struct {
 	CgroupParent string `yaml:"cgroup_parent"`
 	// MinFreeBytes is the free space that the file systems of the state
 	// directory, the audit log, the sandbox state root and a run's
-	// workspace must keep: below it a run is refused with disk_full
-	// (default sandbox.DefaultMinFreeBytes, 512 MiB).
+	// workspace must keep: below it a run is refused with disk_full, and
+	// a running one writing to a file system that falls below it is killed
+	// (ended_by disk_full; default sandbox.DefaultMinFreeBytes, 512 MiB).
 	MinFreeBytes uint64 `yaml:"min_free_bytes"`
 }
 

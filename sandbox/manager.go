@@ -27,6 +27,7 @@ type Manager struct {
 	images   *imageMounts
 	cgMounts []string      // mount points of every cgroup hierarchy
 	warm     *cgroupWarmer // nil on cgroup v2
+	disk     *diskWatcher  // free space of the file systems active runs write to
 
 	seccompMu    sync.Mutex
 	seccompCache map[string]*seccompProgram
@@ -67,7 +68,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Manager{cfg: cfg, log: log, locks: locks, seccompCache: map[string]*seccompProgram{}, active: map[string]map[*run]struct{}{}}
+	m := &Manager{cfg: cfg, log: log, locks: locks, seccompCache: map[string]*seccompProgram{}, active: map[string]map[*run]struct{}{},
+		disk: newDiskWatcher(cfg.MinFreeBytes, diskWatchInterval, log)}
 	if err := m.setUp(ctx); err != nil {
 		m.releaseLocks()
 		return nil, err
@@ -136,6 +138,7 @@ func (m *Manager) Close() error {
 	m.mu.Unlock()
 	m.runs.Wait()
 	m.bg.Wait()
+	m.disk.wait() // every run is gone: its goroutine was told to end
 	m.warm.stop()
 	m.starters.close()
 	err := m.images.unmountAll()
