@@ -82,8 +82,9 @@ type Config struct {
 	// CgroupParent is the absolute cgroup path under which the instance's
 	// containers are created, <parent>/eg-<n> in every hierarchy (default
 	// /execgate/<instance>). ValidateCgroupParent says what is accepted.
-	// The Manager sweeps the eg-* directories under it at start and
-	// removes it (when empty) at Close; a second Manager with the same
+	// The Manager sweeps the eg-* directories under it at start, creates
+	// its missing directories, and removes at Close (when empty) only
+	// those it created (cgparent.go); a second Manager with the same
 	// parent gets ErrLocked. On cgroup v2 it must lie inside the service's
 	// delegated subtree (systemd: Delegate=yes; see docs/sandbox.md).
 	CgroupParent string
