@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -346,8 +347,14 @@ func (c *Config) validateBasics(bad badFunc) {
 	if c.Policy == "" {
 		bad("policy", "required")
 	}
-	if c.StateDir == "" {
+	switch {
+	case c.StateDir == "":
 		bad("state_dir", "required")
+	case !filepath.IsAbs(c.StateDir):
+		bad("state_dir", "%q: want an absolute path (the sandbox's free-space reserve and workspace images are kept by it)", c.StateDir)
+	}
+	if c.AuditLog != "" && !filepath.IsAbs(c.AuditLog) {
+		bad("audit_log", "%q: want an absolute path (its directory keeps the free-space reserve)", c.AuditLog)
 	}
 	if !instanceRe.MatchString(c.Instance) {
 		bad("instance", "must match %s", instanceRe)
