@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -136,8 +137,9 @@ type SandboxConfig struct {
 	CgroupParent string `yaml:"cgroup_parent"`
 	// MinFreeBytes is the free space that the file systems of the state
 	// directory, the audit log, the sandbox state root and a run's
-	// workspace must keep: below it a run is refused with disk_full
-	// (default sandbox.DefaultMinFreeBytes, 512 MiB).
+	// workspace must keep: below it a run is refused with disk_full, and
+	// a running one writing to a file system that falls below it is killed
+	// (ended_by disk_full; default sandbox.DefaultMinFreeBytes, 512 MiB).
 	MinFreeBytes uint64 `yaml:"min_free_bytes"`
 }
 
@@ -345,8 +347,14 @@ func (c *Config) validateBasics(bad badFunc) {
 	if c.Policy == "" {
 		bad("policy", "required")
 	}
-	if c.StateDir == "" {
+	switch {
+	case c.StateDir == "":
 		bad("state_dir", "required")
+	case !filepath.IsAbs(c.StateDir):
+		bad("state_dir", "%q: want an absolute path (the sandbox's free-space reserve and workspace images are kept by it)", c.StateDir)
+	}
+	if c.AuditLog != "" && !filepath.IsAbs(c.AuditLog) {
+		bad("audit_log", "%q: want an absolute path (its directory keeps the free-space reserve)", c.AuditLog)
 	}
 	if !instanceRe.MatchString(c.Instance) {
 		bad("instance", "must match %s", instanceRe)

@@ -103,6 +103,8 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"unclean cgroup parent", "sandbox:\n  cgroup_parent: /execgate//x/\n", 0o600, "want a clean path"},
 		{"cgroup parent named like a container", "sandbox:\n  cgroup_parent: /execgate/eg-7\n", 0o600, "may not start with eg-"},
 		{"instance named like a container cgroup", "instance: eg-1\n", 0o600, `instance: cgroup parent "/execgate/eg-1": a component may not start with eg-`},
+		{"relative state_dir", "state_dir: var/lib/execgate\n", 0o600, `state_dir: "var/lib/execgate": want an absolute path`},
+		{"relative audit_log", "audit_log: audit.log\n", 0o600, `audit_log: "audit.log": want an absolute path`},
 		{"reserve off", "sandbox:\n  min_free_bytes: 0\n", 0o600, "sandbox.min_free_bytes: must be at least 1048576 (1 MiB), got 0"},
 		{"reserve negative", "sandbox:\n  min_free_bytes: -1\n", 0o600, ":2: cannot unmarshal"},
 	}

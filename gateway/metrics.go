@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"errors"
 	"net/http"
 	"sync"
 	"time"
@@ -8,6 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/execgate/execgate/sandbox"
 )
 
 // Exec outcomes: the "outcome" label of execgate_exec_total.
@@ -19,6 +22,9 @@ const (
 	OutcomeKilled  = "killed"  // cancelled: client gone, admin kill, shutdown
 	OutcomeDenied  = "denied"  // the policy said no (nothing ran)
 	OutcomeError   = "error"   // the sandbox failed to start or run
+	// OutcomeDiskFull: a file system under the free-space reserve refused
+	// the run (nothing ran) or ended it (ended_by disk_full).
+	OutcomeDiskFull = "disk_full"
 )
 
 // Label values used when a real value is missing or would explode cardinality.
@@ -207,9 +213,11 @@ func (m *Metrics) ExecDone(command, outcome string, d time.Duration, stdoutBytes
 
 // ExecOutcome maps a finished run to an outcome label: endedBy is the
 // sandbox's EndedBy ("exit", "timeout", "memory", "pids", "output", "cpu",
-// "killed"); runErr is the run's error (nil when it ran).
+// "killed", "disk_full"); runErr is the run's error (nil when it ran).
 func ExecOutcome(endedBy string, exitCode int, runErr error) string {
 	switch {
+	case errors.Is(runErr, sandbox.ErrDiskFull) || endedBy == string(sandbox.EndedDiskFull):
+		return OutcomeDiskFull
 	case runErr != nil:
 		return OutcomeError
 	case endedBy == "timeout":

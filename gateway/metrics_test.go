@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,6 +17,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/execgate/execgate/sandbox"
 )
 
 // scrape fetches url over loopback and parses the text exposition format.
@@ -256,6 +259,8 @@ func TestExecOutcome(t *testing.T) {
 		{"pids", 1, nil, OutcomeLimit},
 		{"output", 0, nil, OutcomeLimit},
 		{"cpu", -1, nil, OutcomeLimit},
+		{"disk_full", -1, nil, OutcomeDiskFull},
+		{"", 0, fmt.Errorf("run: %w", sandbox.ErrDiskFull), OutcomeDiskFull},
 		{"", 0, errors.New("start failed"), OutcomeError},
 	}
 	for _, tt := range tests {

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -87,7 +89,9 @@ type probeLeg struct {
 // (/execgate-bench-<pid>-probe, beside the execgate leg's Manager's
 // /execgate-bench-<pid>): it never touches the Manager's containers. The
 // cleanup checks that no container state, rootfs directory, mount or
-// cgroup is left, and removes the parent cgroups.
+// cgroup is left, and removes the parent cgroups. A crashed earlier run of
+// the leg left its parent behind; newProbeLeg sweeps the parents of dead
+// pids first (sweepStaleProbeParents).
 func newProbeLeg(t *testing.T, prof policy.Profile) (*probeLeg, error) {
 	l := &probeLeg{
 		base:         t.TempDir(),
@@ -110,6 +114,9 @@ func newProbeLeg(t *testing.T, prof policy.Profile) (*probeLeg, error) {
 	}
 	var err error
 	if l.cgMounts, err = cgroupMounts(); err != nil {
+		return nil, err
+	}
+	if err := sweepStaleProbeParents(l.cgMounts); err != nil {
 		return nil, err
 	}
 	for _, name := range usrMergeNames {
@@ -151,6 +158,38 @@ func newProbeLeg(t *testing.T, prof policy.Profile) (*probeLeg, error) {
 		}
 	})
 	return l, nil
+}
+
+// probeParentRE matches the leg's cgroup parent names, with the pid of
+// the test process that made them.
+var probeParentRE = regexp.MustCompile(`^execgate-bench-([0-9]+)-probe$`)
+
+// sweepStaleProbeParents removes the probe leg's cgroup parents that
+// belong to test processes that are gone (a crashed or killed benchmark):
+// it kills what still runs in their cgroups and removes them, deepest
+// first. A parent whose pid is alive (this process, or a pid reused since)
+// is left alone.
+func sweepStaleProbeParents(mounts []string) error {
+	var errs []error
+	for _, mnt := range mounts {
+		ents, err := os.ReadDir(mnt)
+		if err != nil {
+			continue
+		}
+		for _, e := range ents {
+			m := probeParentRE.FindStringSubmatch(e.Name())
+			if !e.IsDir() || m == nil {
+				continue
+			}
+			if pid, _ := strconv.Atoi(m[1]); pid > 0 && unix.Kill(pid, 0) != unix.ESRCH {
+				continue // alive (or not ours to judge)
+			}
+			if err := removeCgroupDir(context.Background(), filepath.Join(mnt, e.Name())); err != nil {
+				errs = append(errs, fmt.Errorf("sweep stale probe parent: %w", err))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // leg is the benchmark leg: /bin/true, exit status 0 wanted.
@@ -197,7 +236,9 @@ func unsetInitGOMAXPROCS() func() {
 // run is one run: rootfs, config, container, command, teardown. It
 // returns the command's exit status (-1 for a signal).
 func (l *probeLeg) run(ctx context.Context, argv []string, stdout io.Writer) (code int, err error) {
-	id := "probe-" + strconv.FormatInt(l.seq.Add(1), 10)
+	// The container prefix (eg-) marks the run's cgroups as containers
+	// for every sweep, as the Manager's are.
+	id := containerPrefix + "probe-" + strconv.FormatInt(l.seq.Add(1), 10)
 	rootfs := filepath.Join(l.base, "rootfs", id)
 	defer func() {
 		if rerr := os.RemoveAll(rootfs); rerr != nil {
@@ -475,5 +516,47 @@ func TestBenchProbeLeg(t *testing.T) {
 	t.Logf("probe leg, 2 concurrent: %d runs, p50 %v, p99 %v", st.runs, st.p50, st.p99)
 	if st.runs < 2 {
 		t.Errorf("probe leg: got %d runs in 300 ms, want at least 2", st.runs)
+	}
+}
+
+// TestSweepStaleProbeParents: the probe leg's cgroup parent of a dead test
+// process (with a run cgroup left in it) is removed in every hierarchy; one
+// of a live process (this one) is left alone.
+func TestSweepStaleProbeParents(t *testing.T) {
+	needRoot(t)
+	mounts, err := cgroupMounts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := exec.Command("/bin/true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	deadDir := fmt.Sprintf("execgate-bench-%d-probe", dead.Process.Pid)
+	liveDir := fmt.Sprintf("execgate-bench-%d-probe", os.Getpid())
+	t.Cleanup(func() {
+		for _, mnt := range mounts {
+			for _, d := range []string{deadDir + "/" + containerPrefix + "probe-1", deadDir, liveDir} {
+				_ = os.Remove(filepath.Join(mnt, d))
+			}
+		}
+	})
+	for _, mnt := range mounts {
+		for _, d := range []string{deadDir, deadDir + "/" + containerPrefix + "probe-1", liveDir} {
+			if err := os.Mkdir(filepath.Join(mnt, d), 0o755); err != nil {
+				t.Fatalf("create %s: %v", d, err)
+			}
+		}
+	}
+	if err := sweepStaleProbeParents(mounts); err != nil {
+		t.Fatalf("sweep: %v", err)
+	}
+	for _, mnt := range mounts {
+		if _, err := os.Stat(filepath.Join(mnt, deadDir)); !os.IsNotExist(err) {
+			t.Errorf("%s/%s: got %v, want it removed (its pid is gone)", mnt, deadDir, err)
+		}
+		if _, err := os.Stat(filepath.Join(mnt, liveDir)); err != nil {
+			t.Errorf("%s/%s: got %v, want it kept (its pid is alive)", mnt, liveDir, err)
+		}
 	}
 }

@@ -82,8 +82,9 @@ type Config struct {
 	// CgroupParent is the absolute cgroup path under which the instance's
 	// containers are created, <parent>/eg-<n> in every hierarchy (default
 	// /execgate/<instance>). ValidateCgroupParent says what is accepted.
-	// The Manager sweeps the eg-* directories under it at start and
-	// removes it (when empty) at Close; a second Manager with the same
+	// The Manager sweeps the eg-* directories under it at start, creates
+	// its missing directories, and removes at Close (when empty) only
+	// those it created (cgparent.go); a second Manager with the same
 	// parent gets ErrLocked. On cgroup v2 it must lie inside the service's
 	// delegated subtree (systemd: Delegate=yes; see docs/sandbox.md).
 	CgroupParent string
@@ -94,8 +95,12 @@ type Config struct {
 	InitPath string
 	// MinFreeBytes: runs are refused with ErrDiskFull when the file system
 	// of the state root, of the workspace (or of the workspace image root
-	// for a run with a workspace image) or of any ReserveDirs entry has
-	// less free space available to unprivileged users (default 512 MiB).
+	// for a run with a workspace image), of a writable shared root or of
+	// any ReserveDirs entry has less free space available to unprivileged
+	// users (default 512 MiB). While runs are active, the disk watcher
+	// (diskwatch.go) kills those writing to a file system that falls below
+	// it (EndedDiskFull); it checks every diskWatchInterval, so this must
+	// also cover what the runs can write in that time.
 	MinFreeBytes uint64
 	// ReserveDirs are more directories whose file systems must keep
 	// MinFreeBytes free before a run starts: those of the audit log and

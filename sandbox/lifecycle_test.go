@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/execgate/execgate/policy"
 )
 
 func TestSelfcheck(t *testing.T) {
@@ -191,6 +193,11 @@ func TestNoGoroutineLeak(t *testing.T) {
 		if _, err := m.Run(context.Background(), Spec{Argv: argv, Profile: p, Stdin: strings.NewReader("x")}); err != nil {
 			t.Errorf("%v: %v", argv, err)
 		}
+	}
+	// A run with a workspace starts the disk watcher's goroutine.
+	ws := policy.Mount{Source: filepath.Join(t.TempDir(), "ws"), Target: "/work", Workspace: true}
+	if _, err := m.Run(context.Background(), Spec{Argv: []string{"/bin/true"}, Mounts: []policy.Mount{ws}, Profile: p}); err != nil {
+		t.Errorf("run with a workspace: %v", err)
 	}
 	if err := m.Close(); err != nil {
 		t.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 
@@ -26,7 +25,9 @@ type Manager struct {
 	starters *starterPool
 	images   *imageMounts
 	cgMounts []string      // mount points of every cgroup hierarchy
+	cgMade   []string      // directories of the cgroup parent New created (cgparent.go)
 	warm     *cgroupWarmer // nil on cgroup v2
+	disk     *diskWatcher  // free space of the file systems active runs write to
 
 	seccompMu    sync.Mutex
 	seccompCache map[string]*seccompProgram
@@ -67,8 +68,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Manager{cfg: cfg, log: log, locks: locks, seccompCache: map[string]*seccompProgram{}, active: map[string]map[*run]struct{}{}}
+	m := &Manager{cfg: cfg, log: log, locks: locks, seccompCache: map[string]*seccompProgram{}, active: map[string]map[*run]struct{}{},
+		disk: newDiskWatcher(cfg.MinFreeBytes, diskWatchInterval, log)}
 	if err := m.setUp(ctx); err != nil {
+		removeCgroupParent(m.cgMade)
 		m.releaseLocks()
 		return nil, err
 	}
@@ -90,6 +93,7 @@ func (m *Manager) setUp(ctx context.Context) (err error) {
 	if err := m.sweep(ctx); err != nil {
 		return fmt.Errorf("sweep leftovers: %w", err)
 	}
+	m.cgMade = makeCgroupParent(m.cgMounts, m.cfg.CgroupParent, m.log)
 	if m.skel, err = buildSkeleton(m.cfg.skelDir(), m.cfg.rootfsDir(), m.cfg.devDir()); err != nil {
 		return err
 	}
@@ -125,7 +129,8 @@ func (m *Manager) acquire() error {
 
 // Close waits for active runs to end (cancel their contexts first), stops
 // the starter threads, unmounts the workspace images, removes the root
-// skeleton and releases the lock. It is safe to call twice.
+// skeleton and the cgroup parent directories New created, and releases the
+// lock. It is safe to call twice.
 func (m *Manager) Close() error {
 	m.mu.Lock()
 	if m.closed {
@@ -136,13 +141,13 @@ func (m *Manager) Close() error {
 	m.mu.Unlock()
 	m.runs.Wait()
 	m.bg.Wait()
+	m.disk.wait() // every run is gone: its goroutine was told to end
 	m.warm.stop()
 	m.starters.close()
 	err := m.images.unmountAll()
-	for _, mnt := range m.cgMounts {
-		// The instance's parent cgroups, empty now; busy ones stay.
-		_ = unix.Rmdir(filepath.Join(mnt, m.cfg.CgroupParent))
-	}
+	// Only the parent directories New created, empty now; busy ones and
+	// ones that existed before stay.
+	removeCgroupParent(m.cgMade)
 	if uerr := m.unmountShim(); uerr != nil {
 		err = errors.Join(err, fmt.Errorf("unmount pid 1 binary: %w", uerr))
 	}

@@ -51,7 +51,12 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	r := &run{m: m, spec: &spec, id: cfg.Cgroups.Path[len(m.cfg.CgroupParent)+1:], cfg: cfg, seccomp: prog, started: warmDone}
+	id := cfg.Cgroups.Path[len(m.cfg.CgroupParent)+1:]
+	watch, err := newDiskWatch(id, m.writablePaths(&spec))
+	if err != nil {
+		return Result{}, err
+	}
+	r := &run{m: m, spec: &spec, id: id, cfg: cfg, seccomp: prog, started: warmDone, disk: watch}
 	return r.execute(ctx)
 }
 
@@ -79,7 +84,7 @@ func (m *Manager) prepare(ctx context.Context, spec *Spec) (*configs.Config, *se
 			if err := m.prepareWorkspace(ctx, mt, p); err != nil {
 				return nil, nil, err
 			}
-		} else if err := checkSource(mt.Source); err != nil {
+		} else if err := m.prepareShared(mt); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -107,6 +112,36 @@ func (m *Manager) prepareWorkspace(ctx context.Context, mt policy.Mount, p *poli
 		return checkFreeSpace(m.cfg.WorkspaceImageRoot, m.cfg.MinFreeBytes)
 	}
 	return checkFreeSpace(mt.Source, m.cfg.MinFreeBytes)
+}
+
+// prepareShared checks a shared root: its source, and the reserve of its
+// file system when the run may write to it.
+func (m *Manager) prepareShared(mt policy.Mount) error {
+	if err := checkSource(mt.Source); err != nil {
+		return err
+	}
+	if mt.ReadOnly {
+		return nil
+	}
+	return checkFreeSpace(mt.Source, m.cfg.MinFreeBytes)
+}
+
+// writablePaths lists a path on each host file system the run can write
+// to, as prepare checks their reserve: for a workspace, the workspace
+// image root when the profile has a workspace size (the sparse image grows
+// there) or else the workspace directory; the source of a writable shared
+// root. The disk watcher watches them while the run is active.
+func (m *Manager) writablePaths(spec *Spec) []string {
+	var out []string
+	for _, mt := range spec.Mounts {
+		switch {
+		case mt.Workspace && spec.Profile.WorkspaceBytes > 0:
+			out = append(out, m.cfg.WorkspaceImageRoot)
+		case mt.Workspace || !mt.ReadOnly:
+			out = append(out, mt.Source)
+		}
+	}
+	return out
 }
 
 // validateSpec refuses a Spec that cannot be run safely.
@@ -164,6 +199,9 @@ type run struct {
 	seccomp *seccompProgram
 	// started is called once the container is started (or failed to).
 	started func()
+	// disk is the run's entry in the disk watcher (nil: it writes to no
+	// host file system).
+	disk *diskWatch
 
 	container *libcontainer.Container
 	process   *libcontainer.Process
@@ -189,6 +227,7 @@ func (r *run) execute(ctx context.Context) (res Result, err error) {
 		}
 	}()
 	defer r.m.track(r.spec.ID, r)()
+	defer r.m.disk.add(r.disk)()
 	r.io.afterStart()
 	if r.spec.TTY {
 		if err := r.io.receiveConsole(); err != nil {
@@ -251,7 +290,7 @@ func (r *run) supervise(ctx context.Context, gate *outputGate) (EndedBy, *os.Pro
 		}
 		_ = r.container.Signal(unix.SIGKILL)
 	}
-	capHit, done := gate.capHit, ctx.Done()
+	capHit, done, diskFull := gate.capHit, ctx.Done(), r.disk.fullCh()
 	for {
 		select {
 		case st := <-waitCh:
@@ -271,6 +310,9 @@ func (r *run) supervise(ctx context.Context, gate *outputGate) (EndedBy, *os.Pro
 		case <-capHit:
 			capHit = nil
 			kill(EndedOutput)
+		case <-diskFull:
+			diskFull = nil
+			kill(EndedDiskFull)
 		}
 	}
 }

@@ -146,7 +146,9 @@ func LoadSeccompFile(path string) (*SeccompFile, error) {
 // container's PID 1 run and supervise the command. The policy loader calls
 // it through policy.LoadOptions.CheckSeccompFile (execgate policy check,
 // serve's load and reload, execgate run), so a bad file is refused when the
-// policy is loaded, not on every run. The error does not repeat the path.
+// policy is loaded, not on every run. A read error names the path (the os
+// error and the not-a-regular-file error carry it); a parse or check error
+// does not, so the caller adds where the file was named.
 func CheckSeccompFile(path string) error {
 	data, err := readSeccompFile(path)
 	if err != nil {

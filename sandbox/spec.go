@@ -56,6 +56,10 @@ const (
 	EndedOutput  EndedBy = "output"  // output cap reached
 	EndedKilled  EndedBy = "killed"  // cancelled by the caller (context, admin kill, shutdown)
 	EndedCPU     EndedBy = "cpu"     // RLIMIT_CPU
+	// EndedDiskFull: a host file system the run writes to (its workspace's,
+	// or the workspace image root's) fell below Config.MinFreeBytes while
+	// it ran, and the Manager's disk watcher killed it (diskwatch.go).
+	EndedDiskFull EndedBy = "disk_full"
 )
 
 // Result is everything a caller needs to know about a finished run.

@@ -216,6 +216,8 @@ func runExitCode(res sandbox.Result) int {
 		return runExitCPU
 	case sandbox.EndedKilled:
 		return runExitKilled
+	case sandbox.EndedDiskFull: // killed for the free-space reserve, as a refusal is
+		return runExitFailure
 	}
 	if res.Signal != "" {
 		if n := signalNumber(res.Signal); n > 0 {

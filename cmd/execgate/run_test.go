@@ -39,6 +39,7 @@ func TestRunExitCode(t *testing.T) {
 		{"pids", sandbox.Result{ExitCode: 2, EndedBy: sandbox.EndedPids}, runExitPids},
 		{"output", sandbox.Result{ExitCode: -1, Signal: "SIGKILL", EndedBy: sandbox.EndedOutput}, runExitOutput},
 		{"cpu", sandbox.Result{ExitCode: -1, Signal: "SIGXCPU", EndedBy: sandbox.EndedCPU}, runExitCPU},
+		{"disk_full", sandbox.Result{ExitCode: -1, Signal: "SIGKILL", EndedBy: sandbox.EndedDiskFull}, runExitFailure},
 		{"killed", sandbox.Result{ExitCode: -1, Signal: "SIGKILL", EndedBy: sandbox.EndedKilled}, runExitKilled},
 	}
 	for _, tt := range tests {

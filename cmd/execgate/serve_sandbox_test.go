@@ -49,7 +49,10 @@ func TestSandboxConfigCgroupWarmup(t *testing.T) {
 			if err != nil {
 				t.Fatalf("buildConfig: %v", err)
 			}
-			sb := sandboxConfig(cfg)
+			sb, err := sandboxConfig(cfg)
+			if err != nil {
+				t.Fatalf("sandboxConfig: %v", err)
+			}
 			if sb.DisableCgroupWarmup != tc.wantDisable {
 				t.Errorf("DisableCgroupWarmup: got %v, want %v", sb.DisableCgroupWarmup, tc.wantDisable)
 			}
@@ -143,7 +146,10 @@ func TestSandboxConfigPathsAndReserve(t *testing.T) {
 			if err != nil {
 				t.Fatalf("buildConfig: %v", err)
 			}
-			sb := sandboxConfig(cfg)
+			sb, err := sandboxConfig(cfg)
+			if err != nil {
+				t.Fatalf("sandboxConfig: %v", err)
+			}
 			if sb.CgroupParent != tc.wantParent || sb.MinFreeBytes != tc.wantMinFree {
 				t.Errorf("got cgroup parent %q, min free %d; want %q, %d", sb.CgroupParent, sb.MinFreeBytes, tc.wantParent, tc.wantMinFree)
 			}

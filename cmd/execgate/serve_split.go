@@ -150,11 +150,16 @@ type runtime struct {
 // The free-space reserve also covers the audit log's file system and the
 // state directory's (workspaces usually live there too): a user filling
 // either gets disk_full before the audit log can no longer be written.
-func sandboxConfig(cfg gateway.Config) sandbox.Config {
+// The gateway's validation makes state_dir and audit_log absolute; a
+// relative one here is an error, never a reserve left out.
+func sandboxConfig(cfg gateway.Config) (sandbox.Config, error) {
 	var reserve []string
 	for _, d := range []string{cfg.StateDir, filepath.Dir(cfg.AuditLogPath())} {
-		if abs, err := filepath.Abs(d); err == nil && !slices.Contains(reserve, abs) {
-			reserve = append(reserve, abs)
+		if !filepath.IsAbs(d) {
+			return sandbox.Config{}, fmt.Errorf("sandbox reserve dir %q (state_dir or audit_log's directory): want an absolute path", d)
+		}
+		if d = filepath.Clean(d); !slices.Contains(reserve, d) {
+			reserve = append(reserve, d)
 		}
 	}
 	return sandbox.Config{
@@ -164,14 +169,17 @@ func sandboxConfig(cfg gateway.Config) sandbox.Config {
 		ReserveDirs:         reserve,
 		WorkspaceImageRoot:  filepath.Join(cfg.StateDir, "images"),
 		DisableCgroupWarmup: !cfg.Sandbox.CgroupWarmup,
-	}
+	}, nil
 }
 
 // newRunner builds the Runner of serve: the sandbox manager and the
 // in-process executor. The self-check runs first; a missing piece is an
 // error, never a weaker sandbox.
 func newRunner(ctx context.Context, cfg gateway.Config, log *slog.Logger) (*runtime, error) {
-	sbCfg := sandboxConfig(cfg)
+	sbCfg, err := sandboxConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
 	checks, err := sandbox.Selfcheck(sbCfg)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox self-check: %w", err)
