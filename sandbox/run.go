@@ -51,6 +51,7 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	defer m.releaseSeccomp(prog)
 	r := &run{m: m, spec: &spec, id: cfg.Cgroups.Path[len(m.cfg.CgroupParent)+1:], cfg: cfg, seccomp: prog, started: warmDone}
 	return r.execute(ctx)
 }
