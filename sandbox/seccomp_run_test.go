@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/execgate/execgate/policy"
 )
 
 // syscallScript calls raw amd64 syscalls through ctypes and prints
@@ -54,6 +56,12 @@ func syscallResults(t *testing.T, m *Manager, seccomp string, data []byte) map[s
 	if data != nil {
 		p.SeccompFile, p.SeccompData = "/etc/execgate/"+seccomp+".json", data
 	}
+	return syscallResultsFor(t, m, p)
+}
+
+// syscallResultsFor runs the probe under profile p.
+func syscallResultsFor(t *testing.T, m *Manager, p policy.Profile) map[string]string {
+	t.Helper()
 	got := runSpec(t, m, Spec{Argv: []string{"/usr/bin/python3", "-c", syscallScript}, Profile: p})
 	if got.ExitCode != 0 {
 		t.Fatalf("probe script: exit %d, stderr %q", got.ExitCode, got.Stderr)
