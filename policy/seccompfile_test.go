@@ -257,6 +257,12 @@ func TestLoadCarriesSeccompData(t *testing.T) {
 	if p1, _ := s1.Profile("p"); string(p1.SeccompData) != `{"allow":["read","CONTENT-MARK"]}` {
 		t.Errorf("the earlier set changed its data to %q", p1.SeccompData)
 	}
+	// policy diff names the edit.
+	changes := Diff(s1, s2)
+	wantWhat := "seccomp file " + sc + " content changed (sha256 "
+	if len(changes) != 1 || changes[0].Kind != Changed || changes[0].Where != "profiles.p" || !strings.HasPrefix(changes[0].What, wantWhat) {
+		t.Errorf("got diff %+v, want one change at profiles.p: %s...", changes, wantWhat)
+	}
 	// Never encoded: not in the profile's JSON, not in a decision.
 	pj, err := json.Marshal(p)
 	if err != nil {
