@@ -19,8 +19,9 @@ const MaxSeccompFileBytes = 64 << 10
 var ErrSeccompFileNotFound = errors.New("does not exist")
 
 // noSymlinks is how every component of a seccomp file's path is resolved:
-// no symbolic link (nor /proc magic link) anywhere, and the file itself not
-// across a mount from its directory.
+// no symbolic link (nor /proc magic link) anywhere. The file itself is
+// also resolved beneath its checked directory and not across a mount
+// (RESOLVE_BENEATH, RESOLVE_NO_XDEV: no bind mount over it).
 const noSymlinks = unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS
 
 // ReadSeccompFile reads a custom seccomp profile file the way every part
