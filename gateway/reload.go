@@ -102,8 +102,9 @@ type fileStamp struct {
 	mtime time.Time
 }
 
-// stampPolicy stamps cfg.Policy (every *.yaml/*.yml of a directory) and the
-// serving set's files.
+// stampPolicy stamps cfg.Policy (every *.yaml/*.yml of a directory), the
+// serving set's files and the custom seccomp files its profiles name (the
+// set carries their content as loaded, so an edit of one needs a reload).
 func (s *Server) stampPolicy() []fileStamp {
 	if s.embeddedPolicy() {
 		return nil
@@ -117,6 +118,7 @@ func (s *Server) stampPolicy() []fileStamp {
 	}
 	if set := s.currentPolicy(); set != nil {
 		names = append(names, set.Files()...)
+		names = append(names, set.SeccompFiles()...)
 	}
 	slices.Sort(names)
 	names = slices.Compact(names)

@@ -107,6 +107,13 @@ func (l *loader) compileProfile(name string) *compiledProfile {
 	for i := len(chain) - 1; i >= 0; i-- {
 		applyProfile(&p, chain[i])
 	}
+	if p.SeccompFile != "" {
+		// Validation read every file a profile names; the set keeps the
+		// bytes, so a later edit takes effect only through a reload.
+		if sf, ok := l.seccompFiles[p.SeccompFile]; ok {
+			p.SeccompData = sf.data
+		}
+	}
 	d := l.profiles[name]
 	return &compiledProfile{Profile: p, Mounts: sortedCopy(l.profileMounts(name)), Rule: ruleRef(d.pf, d.path)}
 }
@@ -286,15 +293,22 @@ func (l *loader) compilePositionals(p *FilePositionals, lim Limits) Positionals 
 }
 
 // computeHash hashes the canonical JSON of the compiled set. Positions
-// (Rule fields) and secret values are not part of it.
+// (Rule fields) and secret values are not part of it; the content of a
+// custom seccomp file is (its SHA-256), so the hash an audit line carries
+// tells which syscall allowlist was in force.
 func (s *Set) computeHash() string {
 	type prof struct {
 		Profile
-		Mounts []string `json:"mounts"`
+		Mounts        []string `json:"mounts"`
+		SeccompSHA256 string   `json:"seccomp_sha256,omitempty"`
 	}
 	profs := make([]prof, len(s.profList))
 	for i, p := range s.profList {
-		profs[i] = prof{p.Profile, p.Mounts}
+		profs[i] = prof{Profile: p.Profile, Mounts: p.Mounts}
+		if p.SeccompFile != "" {
+			sum := sha256.Sum256(p.SeccompData)
+			profs[i].SeccompSHA256 = hex.EncodeToString(sum[:])
+		}
 	}
 	canon := struct {
 		Roles    []*Role    `json:"roles"`

@@ -189,6 +189,19 @@ func (s *Set) Hash() string { return s.hash }
 // Files are the policy files the set was loaded from, in load order.
 func (s *Set) Files() []string { return append([]string(nil), s.files...) }
 
+// SeccompFiles returns the custom seccomp profile files the set's profiles
+// name, sorted: the set carries their content as it was at load, so a
+// watcher of the policy files watches these too.
+func (s *Set) SeccompFiles() []string {
+	var out []string
+	for _, p := range s.profList {
+		if p.SeccompFile != "" {
+			out = append(out, p.SeccompFile)
+		}
+	}
+	return sortedCopy(out)
+}
+
 // Commands returns every command sorted by name. Do not modify them.
 func (s *Set) Commands() []*Command { return append([]*Command(nil), s.cmdList...) }
 

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"bytes"
 	"strings"
 )
 
@@ -130,6 +131,9 @@ func (d *differ) profileSwitches(id string, o, n Profile) {
 			k = Tightened
 		}
 		d.add(k, id, "seccomp %s -> %s", seccompText(o), seccompText(n))
+	} else if o.SeccompFile != "" && !bytes.Equal(o.SeccompData, n.SeccompData) {
+		// The same file, edited: the allowlist changed.
+		d.add(Changed, id, "seccomp file %s content changed (sha256 %s -> %s)", o.SeccompFile, shortSHA(o.SeccompData), shortSHA(n.SeccompData))
 	}
 	d.ids(id, "uid", o.UID, n.UID)
 	d.ids(id, "gid", o.GID, n.GID)

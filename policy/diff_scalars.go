@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"strings"
@@ -176,6 +178,12 @@ func (d *differ) intBound(id, what string, o, n *int64, lower bool) {
 		inf = "-inf"
 	}
 	d.add(k, id, "%s %s -> %s", what, bound(o, inf), bound(n, inf))
+}
+
+// shortSHA is the first 12 hex digits of data's SHA-256.
+func shortSHA(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:6])
 }
 
 func seccompText(p Profile) string {

@@ -32,14 +32,19 @@ type LoadOptions struct {
 	// never be used to run a command (the root executor loads its own,
 	// complete set and decides again). Default false.
 	WithoutSecrets bool
-	// CheckSeccompFile, when set, validates each custom seccomp profile
-	// file a profile names (after the loader checked that it is an
-	// absolute path to a regular file); an error becomes a bad_seccomp
-	// load error at the profile's seccomp key. The command line sets it to
-	// sandbox.CheckSeccompFile (libseccomp's syscall table, the forbidden
-	// list, what the sandbox's PID 1 needs): policy itself never links
-	// libseccomp. Nil: the file is only stat'ed.
-	CheckSeccompFile func(path string) error
+	// CheckSeccompFile, when set, validates the content of each custom
+	// seccomp profile file a profile names. The loader reads every such
+	// file once (ReadSeccompFile: no symbolic links, root-owned, not
+	// writable by others, world-readable, at most MaxSeccompFileBytes) and
+	// the compiled profile carries those bytes (Profile.SeccompData): what
+	// the hook validated is what the sandbox compiles. An error becomes a
+	// bad_seccomp load error at the profile's seccomp key; it must not
+	// quote the content beyond a (short, escaped) syscall name. The
+	// command line sets it to sandbox.CheckSeccompProfile (libseccomp's
+	// syscall table, the forbidden list, what the sandbox's PID 1 needs):
+	// policy itself never links libseccomp. Nil: the file is read and its
+	// ownership and mode checked, its content is not validated.
+	CheckSeccompFile func(data []byte) error
 }
 
 // parsedFile is one decoded policy file with the position of every key.

@@ -48,6 +48,12 @@ type Profile struct {
 	WorkspaceBytes int64  `json:"workspace_bytes"`        // per-user workspace size cap, 0 = none
 	Seccomp        string `json:"seccomp"`                // seccomp profile name: "default", "strict" or a custom one
 	SeccompFile    string `json:"seccomp_file,omitempty"` // absolute path of a custom profile file
+	// SeccompData is the content of SeccompFile as the loader read and
+	// validated it (ReadSeccompFile, LoadOptions.CheckSeccompFile): the
+	// sandbox compiles these bytes, never the file. It is part of Set.Hash
+	// (as its SHA-256) but never encoded: not on the executor's wire, not
+	// in a decision, not in the audit log. Do not modify it.
+	SeccompData []byte `json:"-"`
 
 	// UID and GID the command runs as inside the sandbox (65534 by default).
 	UID uint32 `json:"uid"`

@@ -44,17 +44,11 @@ func readSecretsFile(name string) (map[string]string, error) {
 }
 
 func checkSecretsMode(st os.FileInfo) error {
-	if !st.Mode().IsRegular() {
-		return fmt.Errorf("not a regular file")
-	}
-	if st.Mode().Perm()&0o077 != 0 {
-		return fmt.Errorf("mode %04o gives group or others access (want 0600)", st.Mode().Perm())
-	}
 	sys, ok := st.Sys().(*syscall.Stat_t)
-	if !ok || sys.Uid != 0 {
+	if !ok {
 		return fmt.Errorf("not owned by root")
 	}
-	return nil
+	return checkRootOwned(sys.Mode, sys.Uid, syscall.S_IFREG, 0o077, 0, "0600")
 }
 
 func parseSecrets(name string, data []byte) (map[string]string, error) {

@@ -27,8 +27,8 @@ type loader struct {
 	granted  map[string]bool // roles named by some command or subcommand
 	regexps  map[string]*regexp.Regexp
 	badRegex map[string]error
-	// seccompChecked caches LoadOptions.CheckSeccompFile per file.
-	seccompChecked map[string]error
+	// seccompFiles holds every custom seccomp file read, by path.
+	seccompFiles map[string]*seccompFileData
 }
 
 // compileRegex compiles an anchored pattern once per load.

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path"
@@ -220,26 +221,47 @@ func (l *loader) checkSeccomp(d *decl[*FileProfile], s string) {
 		l.errAt(d.pf, d.path+".seccomp", CodeBadSeccomp, "seccomp must be default, strict or an absolute file path, got %q", s)
 		return
 	}
-	if st, err := os.Stat(s); err != nil || !st.Mode().IsRegular() {
-		l.errAt(d.pf, d.path+".seccomp", CodeBadSeccomp, "seccomp profile file %q does not exist or is not a regular file", s)
-		return
+	sf := l.seccompFile(s)
+	switch {
+	case errors.Is(sf.readErr, ErrSeccompFileNotFound):
+		l.errAt(d.pf, d.path+".seccomp", CodeBadSeccomp, "seccomp profile file %q does not exist", s)
+	case sf.readErr != nil:
+		l.errAt(d.pf, d.path+".seccomp", CodeBadSeccomp, "seccomp profile file %q: %s", s, oneLine(sf.readErr))
+	case sf.checkErr != nil:
+		l.errAt(d.pf, d.path+".seccomp", CodeBadSeccomp, "seccomp profile file %q: %s", s, oneLine(sf.checkErr))
 	}
-	if l.opts.CheckSeccompFile == nil {
-		return
+}
+
+// seccompFileData is one custom seccomp file as the loader read it.
+type seccompFileData struct {
+	data     []byte
+	readErr  error // ReadSeccompFile
+	checkErr error // LoadOptions.CheckSeccompFile
+}
+
+// seccompFile reads (ReadSeccompFile) and checks (LoadOptions.
+// CheckSeccompFile) a custom seccomp file once per load: every profile
+// naming it gets the same bytes, the ones the set carries to the sandbox.
+func (l *loader) seccompFile(name string) *seccompFileData {
+	if sf, ok := l.seccompFiles[name]; ok {
+		return sf
 	}
-	if l.seccompChecked == nil {
-		l.seccompChecked = map[string]error{}
+	sf := &seccompFileData{}
+	sf.data, sf.readErr = ReadSeccompFile(name)
+	if sf.readErr == nil && l.opts.CheckSeccompFile != nil {
+		sf.checkErr = l.opts.CheckSeccompFile(sf.data)
 	}
-	err, ok := l.seccompChecked[s]
-	if !ok {
-		err = l.opts.CheckSeccompFile(s)
-		l.seccompChecked[s] = err
+	if l.seccompFiles == nil {
+		l.seccompFiles = map[string]*seccompFileData{}
 	}
-	if err != nil {
-		// One line: a joined error lists each bad name on its own line.
-		msg := strings.Join(strings.Split(strings.TrimSpace(err.Error()), "\n"), "; ")
-		l.errAt(d.pf, d.path+".seccomp", CodeBadSeccomp, "seccomp profile file %q: %s", s, msg)
-	}
+	l.seccompFiles[name] = sf
+	return sf
+}
+
+// oneLine joins the lines of an error (a joined error lists each problem
+// on its own line) with "; ".
+func oneLine(err error) string {
+	return strings.Join(strings.Split(strings.TrimSpace(err.Error()), "\n"), "; ")
 }
 
 func (l *loader) checkProfileNumbers(d *decl[*FileProfile]) {

@@ -3,8 +3,6 @@ package sandbox
 import (
 	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"syscall"
@@ -118,22 +116,20 @@ func TestAttackForeignABI(t *testing.T) {
 // hostile calls all fail as with "default").
 func TestAttackCustomSeccomp(t *testing.T) {
 	s := suite(t)
-	dir := t.TempDir()
-	write := func(name string, allow []string) string {
+	// The content a policy's profile would carry (policy.Profile.SeccompData).
+	write := func(name string, allow []string) []byte {
 		b, err := json.Marshal(map[string]any{"allow": allow})
 		if err != nil {
 			t.Fatal(err)
 		}
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
+		return b
 	}
 	for _, forbidden := range []string{"mount", "unshare", "ptrace", "bpf", "io_uring_setup", "keyctl"} {
 		t.Run("refuse "+forbidden, func(t *testing.T) {
 			file := write(forbidden+".json", append(slices.Clone(defaultAllow), forbidden))
-			o := runOpts{profile: func(p *policy.Profile) { p.Seccomp, p.SeccompFile = "custom-"+forbidden, file }}
+			o := runOpts{profile: func(p *policy.Profile) {
+				p.Seccomp, p.SeccompFile, p.SeccompData = "custom-"+forbidden, "/etc/"+forbidden+".json", file
+			}}
 			out := s.run(t, o, "/bin/true")
 			if out.err == nil || !errors.Is(out.err, ErrSeccompProfile) {
 				t.Errorf("custom profile allowing %s: got %v, want ErrSeccompProfile", forbidden, out)
@@ -142,7 +138,9 @@ func TestAttackCustomSeccomp(t *testing.T) {
 	}
 	t.Run("same filters as default", func(t *testing.T) {
 		file := write("like-default.json", defaultAllow)
-		o := runOpts{profile: func(p *policy.Profile) { p.Seccomp, p.SeccompFile = "like-default", file }}
+		o := runOpts{profile: func(p *policy.Profile) {
+			p.Seccomp, p.SeccompFile, p.SeccompData = "like-default", "/etc/like-default.json", file
+		}}
 		out := s.run(t, o, s.probePath, "attacks")
 		if out.err != nil || out.res.ExitCode != 0 {
 			t.Fatalf("probe run failed: %v", out)

@@ -30,7 +30,8 @@ type Manager struct {
 	disk     *diskWatcher  // free space of the file systems active runs write to
 
 	seccompMu    sync.Mutex
-	seccompCache map[string]*seccompProgram
+	seccompCache map[string]*seccompProgram // by seccompKey
+	seccompUse   uint64                     // a clock for the cache's LRU
 
 	mu     sync.Mutex
 	closed bool
@@ -105,9 +106,11 @@ func (m *Manager) setUp(ctx context.Context) (err error) {
 	}
 	for _, name := range []string{SeccompDefault, SeccompStrict} {
 		for _, noexec := range []bool{false, true} {
-			if _, err := m.seccompFor(&policy.Profile{Seccomp: name, NoExecWork: noexec}); err != nil {
+			prog, err := m.seccompFor(&policy.Profile{Seccomp: name, NoExecWork: noexec})
+			if err != nil {
 				return err
 			}
+			m.releaseSeccomp(prog)
 		}
 	}
 	return nil
@@ -159,13 +162,32 @@ func (m *Manager) Close() error {
 	return err
 }
 
-// seccompFor returns the compiled seccomp program of a profile's named
-// seccomp profile, compiling it once.
+// maxCustomSeccomp bounds the compiled custom profiles a Manager keeps:
+// a reload loop of ever-new files cannot grow the cache without bound.
+const maxCustomSeccomp = 64
+
+// seccompFor returns the compiled seccomp program of a profile's seccomp
+// profile, compiling it once, and holds it for the caller: release it with
+// releaseSeccomp when the run no longer needs its file. A custom profile
+// is compiled from the bytes the policy loader read and validated
+// (Profile.SeccompData), never read from its file here, and cached by
+// their SHA-256: a reload's new content takes effect for new runs, and
+// what was validated is what runs.
 func (m *Manager) seccompFor(p *policy.Profile) (*seccompProgram, error) {
-	key := seccompKey(p.Seccomp, p.SeccompFile, p.NoExecWork)
+	custom := p.Seccomp != SeccompDefault && p.Seccomp != SeccompStrict
+	if p.Seccomp == "" {
+		return nil, &SpecError{Field: "profile.seccomp", Reason: "empty: name default, strict or a custom profile"}
+	}
+	if custom && len(p.SeccompData) == 0 {
+		return nil, fmt.Errorf("%w: custom profile %q carries no content (profiles come from policy.Load)", ErrSeccompProfile, p.Seccomp)
+	}
+	key := seccompKey(p.Seccomp, p.SeccompData, p.NoExecWork)
 	m.seccompMu.Lock()
 	defer m.seccompMu.Unlock()
+	m.seccompUse++
 	if sc, ok := m.seccompCache[key]; ok {
+		sc.refs++
+		sc.lastUse = m.seccompUse
 		return sc, nil
 	}
 	var allow []string
@@ -174,15 +196,12 @@ func (m *Manager) seccompFor(p *policy.Profile) (*seccompProgram, error) {
 		allow = defaultAllow
 	case SeccompStrict:
 		allow = strictAllow
-	case "":
-		return nil, &SpecError{Field: "profile.seccomp", Reason: "empty: name default, strict or a custom profile"}
 	default:
-		if p.SeccompFile == "" {
-			return nil, fmt.Errorf("%w: custom profile %q has no file", ErrSeccompProfile, p.Seccomp)
-		}
-		f, err := LoadSeccompFile(p.SeccompFile)
+		// Validated at load already; checked again because the cache key
+		// is the content, and this is what the container will load.
+		f, err := ParseSeccompFile(p.SeccompData)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("seccomp profile %s: %w", p.SeccompFile, err)
 		}
 		if err := checkPID1Syscalls(f.Allow); err != nil {
 			return nil, fmt.Errorf("seccomp profile %s: %w", p.SeccompFile, err)
@@ -200,8 +219,48 @@ func (m *Manager) seccompFor(p *policy.Profile) (*seccompProgram, error) {
 	if err != nil {
 		return nil, fmt.Errorf("compile seccomp profile %q: %w", p.Seccomp, err)
 	}
+	if custom {
+		prog.custom = true
+		m.evictCustomSeccomp()
+	}
+	prog.refs, prog.lastUse = 1, m.seccompUse
 	m.seccompCache[key] = prog
 	return prog, nil
+}
+
+// evictCustomSeccomp drops the least recently used custom program when
+// the cache holds maxCustomSeccomp of them (the built-in ones always
+// stay). A dropped program still held by a run is closed by the last
+// releaseSeccomp. Called with seccompMu held.
+func (m *Manager) evictCustomSeccomp() {
+	n, oldKey := 0, ""
+	var oldest *seccompProgram
+	for k, prog := range m.seccompCache {
+		if !prog.custom {
+			continue
+		}
+		n++
+		if oldest == nil || prog.lastUse < oldest.lastUse {
+			oldest, oldKey = prog, k
+		}
+	}
+	if n < maxCustomSeccomp {
+		return
+	}
+	delete(m.seccompCache, oldKey)
+	oldest.evicted = true
+	if oldest.refs == 0 {
+		oldest.file.Close()
+	}
+}
+
+// releaseSeccomp ends a hold of seccompFor.
+func (m *Manager) releaseSeccomp(prog *seccompProgram) {
+	m.seccompMu.Lock()
+	defer m.seccompMu.Unlock()
+	if prog.refs--; prog.refs == 0 && prog.evicted {
+		prog.file.Close()
+	}
 }
 
 // closeSeccomp releases the compiled programs (Close, after every run).

@@ -304,12 +304,8 @@ func TestPID1CustomProfileNeeds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(t.TempDir(), "nowait.json")
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
 	p := testProfile()
-	p.Seccomp, p.SeccompFile = "nowait", path
+	p.Seccomp, p.SeccompFile, p.SeccompData = "nowait", "/etc/execgate/nowait.json", data
 	_, err = m.Run(context.Background(), Spec{Argv: []string{"/bin/true"}, Profile: p})
 	if !errors.Is(err, ErrSeccompProfile) || !strings.Contains(err.Error(), "wait4") {
 		t.Errorf("got %v, want ErrSeccompProfile naming wait4", err)

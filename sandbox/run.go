@@ -51,6 +51,7 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	defer m.releaseSeccomp(prog)
 	id := cfg.Cgroups.Path[len(m.cfg.CgroupParent)+1:]
 	watch, err := newDiskWatch(id, m.writablePaths(&spec))
 	if err != nil {

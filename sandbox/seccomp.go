@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"sync"
 
@@ -82,19 +81,18 @@ type SeccompFile struct {
 	Allow       []string `json:"allow"`
 }
 
-// maxSeccompFileBytes bounds a custom profile file.
-const maxSeccompFileBytes = 64 << 10
-
-// ParseSeccompFile decodes and validates a custom profile.
+// ParseSeccompFile decodes and validates a custom profile. Its errors never
+// quote the data, except a syscall name (escaped and shortened, see
+// quoteName): a JSON error gives the byte offset only.
 func ParseSeccompFile(data []byte) (*SeccompFile, error) {
-	if len(data) > maxSeccompFileBytes {
-		return nil, fmt.Errorf("%w: file larger than %d bytes", ErrSeccompProfile, maxSeccompFileBytes)
+	if len(data) > policy.MaxSeccompFileBytes {
+		return nil, fmt.Errorf("%w: file larger than %d bytes", ErrSeccompProfile, policy.MaxSeccompFileBytes)
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	var f SeccompFile
 	if err := dec.Decode(&f); err != nil {
-		return nil, fmt.Errorf("%w: decode: %v", ErrSeccompProfile, err)
+		return nil, fmt.Errorf("%w: %s", ErrSeccompProfile, jsonErrorText(err, dec.InputOffset()))
 	}
 	if dec.More() {
 		return nil, fmt.Errorf("%w: trailing data after the JSON object", ErrSeccompProfile)
@@ -108,57 +106,51 @@ func ParseSeccompFile(data []byte) (*SeccompFile, error) {
 	return &f, nil
 }
 
-// readSeccompFile reads at most maxSeccompFileBytes+1 bytes of a regular
-// file (ParseSeccompFile refuses more): a FIFO, a device or a huge file
-// named as a profile never blocks or fills the memory of the process that
-// loads the policy.
-func readSeccompFile(path string) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, err
+// jsonErrorText describes a decode error by position and kind only:
+// encoding/json's own text can quote the input (the offending character,
+// an unknown key).
+func jsonErrorText(err error, offset int64) string {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return fmt.Sprintf("not valid JSON (syntax error at byte %d); want {\"allow\": [\"read\", ...]}", syn.Offset)
+	case errors.As(err, &typ):
+		return fmt.Sprintf("a JSON value of the wrong type at byte %d; want {\"allow\": [\"read\", ...]}", typ.Offset)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "not valid JSON (unexpected end of the data)"
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", path)
-	}
-	return io.ReadAll(io.LimitReader(f, maxSeccompFileBytes+1))
+	// DisallowUnknownFields' error names the key; the offset is just past it.
+	return fmt.Sprintf("not a profile object (an unknown key before byte %d?); want only \"description\" and \"allow\"", offset)
 }
 
-// LoadSeccompFile reads and validates a custom profile file.
-func LoadSeccompFile(path string) (*SeccompFile, error) {
-	data, err := readSeccompFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("%w: read %s: %v", ErrSeccompProfile, path, err)
-	}
-	f, err := ParseSeccompFile(data)
-	if err != nil {
-		return nil, fmt.Errorf("seccomp profile %s: %w", path, err)
-	}
-	return f, nil
-}
-
-// CheckSeccompFile reads and validates a custom profile file as a run
-// would: what LoadSeccompFile checks, and that the list lets the
+// CheckSeccompProfile validates the content of a custom profile file as a
+// run would: what ParseSeccompFile checks, and that the list lets the
 // container's PID 1 run and supervise the command. The policy loader calls
 // it through policy.LoadOptions.CheckSeccompFile (execgate policy check,
-// serve's load and reload, execgate run), so a bad file is refused when the
-// policy is loaded, not on every run. A read error names the path (the os
-// error and the not-a-regular-file error carry it); a parse or check error
-// does not, so the caller adds where the file was named.
-func CheckSeccompFile(path string) error {
-	data, err := readSeccompFile(path)
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrSeccompProfile, err)
-	}
+// serve's load and reload, execgate run) on the bytes it read with
+// policy.ReadSeccompFile, the bytes the compiled profile carries to the
+// Manager (policy.Profile.SeccompData), so a bad file is refused when the
+// policy is loaded, not on every run.
+func CheckSeccompProfile(data []byte) error {
 	f, err := ParseSeccompFile(data)
 	if err != nil {
 		return err
 	}
 	return checkPID1Syscalls(f.Allow)
+}
+
+// maxNameErrors bounds the problems ValidateSyscallNames lists.
+const maxNameErrors = 16
+
+// quoteName quotes a name from a profile file for an error: %q-escaped,
+// at most 64 bytes of it.
+func quoteName(n string) string {
+	const maxLen = 64
+	if len(n) > maxLen {
+		return fmt.Sprintf("%q...", n[:maxLen])
+	}
+	return fmt.Sprintf("%q", n)
 }
 
 // ValidateSyscallNames checks names against libseccomp's syscall table for
@@ -175,21 +167,35 @@ func ValidateSyscallNames(names []string) error {
 	}
 	seen := make(map[string]bool, len(names))
 	var errs []error
+	bad := 0
 	for _, n := range names {
+		var err error
 		switch {
 		case seen[n]:
-			errs = append(errs, fmt.Errorf("%q listed twice", n))
+			err = fmt.Errorf("%s listed twice", quoteName(n))
 		case forbidden[n]:
-			errs = append(errs, fmt.Errorf("%q is never allowed", n))
+			err = fmt.Errorf("%s is never allowed", quoteName(n))
 		default:
 			// A negative number is one of libseccomp's pseudo-syscalls: a
 			// name it knows for another architecture (socketcall, ipc, ...),
 			// which no rule can match here.
-			if nr, err := libseccomp.GetSyscallFromNameByArch(n, arch); err != nil || nr < 0 {
-				errs = append(errs, fmt.Errorf("%q is not a syscall known to libseccomp for %s%s", n, arch, didYouMean(n, forbidden)))
+			if nr, lerr := libseccomp.GetSyscallFromNameByArch(n, arch); lerr != nil || nr < 0 {
+				hint := ""
+				if len(n) <= 64 {
+					hint = didYouMean(n, forbidden)
+				}
+				err = fmt.Errorf("%s is not a syscall known to libseccomp for %s%s", quoteName(n), arch, hint)
 			}
 		}
 		seen[n] = true
+		if err != nil {
+			if bad++; bad <= maxNameErrors {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if bad > maxNameErrors {
+		errs = append(errs, fmt.Errorf("and %d more bad names", bad-maxNameErrors))
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %w", ErrSeccompProfile, errors.Join(errs...))

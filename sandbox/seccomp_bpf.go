@@ -37,6 +37,14 @@ type seccompProgram struct {
 	insns int
 	// rules are what the program was compiled from.
 	rules *configs.Seccomp
+
+	// The Manager's cache (seccompFor), under its seccompMu: runs holding
+	// the program, whether it is a custom profile (evictable), whether it
+	// was evicted (the last release closes file), when it was last used.
+	refs    int
+	custom  bool
+	evicted bool
+	lastUse uint64
 }
 
 // maxSeccompInsns is the kernel's limit for a classic seccomp program.

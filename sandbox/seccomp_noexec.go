@@ -1,6 +1,10 @@
 package sandbox
 
-import "slices"
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"slices"
+)
 
 // noexecDenied are the syscalls a profile with NoExecWork (policy
 // noexec_work) never allows, whatever its seccomp profile lists: they
@@ -27,11 +31,14 @@ func noexecAllow(allow []string) []string {
 }
 
 // seccompKey is the cache key of a profile's compiled seccomp config: its
-// named profile (or custom file) and whether it is noexec.
-func seccompKey(name, file string, noexec bool) string {
+// built-in profile's name or the SHA-256 of a custom profile's content
+// (never its path: the content can change at a reload), and whether it is
+// noexec.
+func seccompKey(name string, data []byte, noexec bool) string {
 	key := name
 	if name != SeccompDefault && name != SeccompStrict {
-		key = "file:" + file
+		sum := sha256.Sum256(data)
+		key = "sha256:" + hex.EncodeToString(sum[:])
 	}
 	if noexec {
 		key += "+noexec"

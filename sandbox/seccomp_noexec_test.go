@@ -36,19 +36,22 @@ func TestNoexecAllow(t *testing.T) {
 
 func TestSeccompKey(t *testing.T) {
 	tests := []struct {
-		name, seccomp, file string
+		name, seccomp, data string
 		noexec              bool
 		want                string
 	}{
 		{"default", SeccompDefault, "", false, "default"},
 		{"default noexec", SeccompDefault, "", true, "default+noexec"},
-		{"strict noexec", SeccompStrict, "/ignored", true, "strict+noexec"},
-		{"custom", "tools", "/etc/execgate/tools.json", false, "file:/etc/execgate/tools.json"},
-		{"custom noexec", "tools", "/etc/execgate/tools.json", true, "file:/etc/execgate/tools.json+noexec"},
+		{"strict noexec", SeccompStrict, "", true, "strict+noexec"},
+		{"strict ignores data", SeccompStrict, `{"allow":["read"]}`, false, "strict"},
+		// sha256 of `{"allow":["read"]}`: the content, never the path.
+		{"custom", "tools", `{"allow":["read"]}`, false, "sha256:eb1aebf03cd5ccb6e231a1f1cd433302aae7c3426199c94087f647a04c806d08"},
+		{"custom noexec", "tools", `{"allow":["read"]}`, true, "sha256:eb1aebf03cd5ccb6e231a1f1cd433302aae7c3426199c94087f647a04c806d08+noexec"},
+		{"custom, other content", "tools", `{"allow":["write"]}`, false, "sha256:174756b5cdf00ceae08844ee763b6e44153fea80b44c6d7fb9bb4b874a981958"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := seccompKey(tt.seccomp, tt.file, tt.noexec); got != tt.want {
+			if got := seccompKey(tt.seccomp, []byte(tt.data), tt.noexec); got != tt.want {
 				t.Errorf("got %q, want %q", got, tt.want)
 			}
 		})

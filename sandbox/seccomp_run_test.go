@@ -3,10 +3,11 @@ package sandbox
 import (
 	"encoding/json"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/execgate/execgate/policy"
 )
 
 // syscallScript calls raw amd64 syscalls through ctypes and prints
@@ -46,10 +47,21 @@ for c in checks:
     print(c[0], sc(*c[1:]))
 `
 
-func syscallResults(t *testing.T, m *Manager, seccomp, file string) map[string]string {
+// syscallResults runs the probe under a built-in profile or, with data, a
+// custom one (the bytes the policy loader would carry).
+func syscallResults(t *testing.T, m *Manager, seccomp string, data []byte) map[string]string {
 	t.Helper()
 	p := testProfile()
-	p.Seccomp, p.SeccompFile = seccomp, file
+	p.Seccomp = seccomp
+	if data != nil {
+		p.SeccompFile, p.SeccompData = "/etc/execgate/"+seccomp+".json", data
+	}
+	return syscallResultsFor(t, m, p)
+}
+
+// syscallResultsFor runs the probe under profile p.
+func syscallResultsFor(t *testing.T, m *Manager, p policy.Profile) map[string]string {
+	t.Helper()
 	got := runSpec(t, m, Spec{Argv: []string{"/usr/bin/python3", "-c", syscallScript}, Profile: p})
 	if got.ExitCode != 0 {
 		t.Fatalf("probe script: exit %d, stderr %q", got.ExitCode, got.Stderr)
@@ -81,7 +93,7 @@ func TestSeccompInSandbox(t *testing.T) {
 		"ioctl_tcgets": enotty, // allowed: stdin is /dev/null, not a terminal
 	}
 	t.Run("default", func(t *testing.T) {
-		got := syscallResults(t, m, SeccompDefault, "")
+		got := syscallResults(t, m, SeccompDefault, nil)
 		for name, w := range want {
 			if got[name] != w {
 				t.Errorf("%s: got errno %q, want %q", name, got[name], w)
@@ -89,7 +101,7 @@ func TestSeccompInSandbox(t *testing.T) {
 		}
 	})
 	t.Run("strict", func(t *testing.T) {
-		got := syscallResults(t, m, SeccompStrict, "")
+		got := syscallResults(t, m, SeccompStrict, nil)
 		if got["socket_unix"] != eperm || got["clone3"] != enosys || got["ioctl_tiocsti_high"] != eperm {
 			t.Errorf("strict: got socket_unix %q clone3 %q tiocsti %q, want EPERM, ENOSYS, EPERM", got["socket_unix"], got["clone3"], got["ioctl_tiocsti_high"])
 		}
@@ -97,11 +109,7 @@ func TestSeccompInSandbox(t *testing.T) {
 	t.Run("custom file", func(t *testing.T) {
 		allow := subtract(defaultAllowKnown(), []string{"socket"})
 		data, _ := json.Marshal(SeccompFile{Description: "default without socket", Allow: allow})
-		path := filepath.Join(t.TempDir(), "nosocket.json")
-		if err := os.WriteFile(path, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		got := syscallResults(t, m, "nosocket", path)
+		got := syscallResults(t, m, "nosocket", data)
 		if got["socket_unix"] != eperm || got["ioctl_tcgets"] != enotty || got["mount"] != eperm {
 			t.Errorf("custom: got socket_unix %q tcgets %q mount %q, want EPERM, ENOTTY, EPERM", got["socket_unix"], got["ioctl_tcgets"], got["mount"])
 		}

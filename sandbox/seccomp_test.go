@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -187,10 +185,11 @@ func FuzzParseSeccompFile(f *testing.F) {
 	})
 }
 
-// TestCheckSeccompFile is what `execgate policy check` and the gateway's
-// policy load run on a custom profile file: libseccomp's table, the
-// forbidden list, duplicates, and the calls PID 1 needs.
-func TestCheckSeccompFile(t *testing.T) {
+// TestCheckSeccompProfile is what `execgate policy check` and the
+// gateway's policy load run on the content of a custom profile file:
+// libseccomp's table, the forbidden list, duplicates, and the calls PID 1
+// needs.
+func TestCheckSeccompProfile(t *testing.T) {
 	pid1 := `"read","write","close","rt_sigtimedwait","wait4","kill","exit_group","execve"`
 	tests := []struct {
 		name, data string
@@ -204,17 +203,13 @@ func TestCheckSeccompFile(t *testing.T) {
 		{"misspelt forbidden is not suggested", `{"allow":[` + pid1 + `,"mounnt"]}`, []string{`"mounnt" is not a syscall`}},
 		{"duplicate", `{"allow":[` + pid1 + `,"read"]}`, []string{`"read" listed twice`}},
 		{"PID 1 cannot supervise", `{"allow":["read","write","exit_group","execve"]}`, []string{"close", "rt_sigtimedwait", "wait4", "kill"}},
-		{"not JSON", `allow: [read]`, []string{"decode"}},
+		{"not JSON", `allow: [read]`, []string{"not valid JSON (syntax error at byte 1)"}},
 		{"empty", `{"allow":[]}`, []string{`"allow" is empty`}},
+		{"larger than the bound", `{"allow":["read"]}` + strings.Repeat(" ", policy.MaxSeccompFileBytes), []string{"larger than 65536 bytes"}},
 	}
-	dir := t.TempDir()
-	for i, tt := range tests {
+	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := filepath.Join(dir, fmt.Sprintf("p%d.json", i))
-			if err := os.WriteFile(path, []byte(tt.data), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			err := CheckSeccompFile(path)
+			err := CheckSeccompProfile([]byte(tt.data))
 			if tt.want == nil {
 				if err != nil {
 					t.Fatalf("got %v, want nil", err)
@@ -237,26 +232,52 @@ func TestCheckSeccompFile(t *testing.T) {
 			}
 		})
 	}
-	if err := CheckSeccompFile(filepath.Join(dir, "missing.json")); err == nil || !errors.Is(err, ErrSeccompProfile) {
-		t.Errorf("missing file: got %v, want an ErrSeccompProfile error", err)
+}
+
+// TestSeccompProfileErrorsQuoteNoContent: whatever a profile file holds,
+// an error quotes no more of it than a shortened, escaped syscall name: a
+// JSON error gives a position, an unknown key is not named, and a long or
+// binary "name" is cut to 64 bytes and escaped.
+func TestSeccompProfileErrorsQuoteNoContent(t *testing.T) {
+	const secret = "root:$6$SECRETHASH"
+	long := strings.Repeat("A", 100) + secret
+	tests := []struct {
+		name, data string
+		want       string // a substring of the error
+		absent     []string
+	}{
+		{"shadow-like line", secret + ":19000:0:99999:7:::\n", "syntax error at byte 1", []string{secret, "root", "'r'"}},
+		{"JSON then garbage inside", `{"allow":["read",` + secret + `]}`, "syntax error at byte 18", []string{secret, "'r'"}},
+		{"unknown key", `{"allow":["read"],"` + secret + `":1}`, `want only "description" and "allow"`, []string{secret}},
+		{"wrong type", `{"allow":"` + secret + `"}`, "wrong type at byte", []string{secret}},
+		{"truncated", `{"allow":["` + secret, "unexpected end", []string{secret}},
+		{"long name", `{"allow":["` + long + `"]}`, `"` + strings.Repeat("A", 64) + `"...`, []string{secret, strings.Repeat("A", 65)}},
+		{"control bytes", `{"allow":["a\u001b[2Jb"]}`, `"a\x1b[2Jb"`, []string{"\x1b[2J"}},
 	}
-	// A FIFO neither blocks nor passes; a huge file is not read whole.
-	fifo := filepath.Join(dir, "fifo.json")
-	if err := unix.Mkfifo(fifo, 0o644); err != nil {
-		t.Fatal(err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := CheckSeccompProfile([]byte(tt.data))
+			if err == nil {
+				t.Fatalf("got nil, want an error")
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got %q, want it to contain %q", err, tt.want)
+			}
+			for _, a := range tt.absent {
+				if strings.Contains(err.Error(), a) {
+					t.Errorf("got %q, want no %q in it", err, a)
+				}
+			}
+		})
 	}
-	if err := CheckSeccompFile(fifo); err == nil || !strings.Contains(err.Error(), "not a regular file") {
-		t.Errorf("FIFO: got %v, want not a regular file", err)
+	// Many bad names: the list stops after maxNameErrors.
+	var names []string
+	for i := range 100 {
+		names = append(names, fmt.Sprintf(`"bad%d"`, i))
 	}
-	huge := filepath.Join(dir, "huge.json")
-	if err := os.WriteFile(huge, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(huge, 1<<40); err != nil { // sparse: 1 TiB of zeros
-		t.Fatal(err)
-	}
-	if err := CheckSeccompFile(huge); err == nil || !strings.Contains(err.Error(), "larger than") {
-		t.Errorf("1 TiB file: got %v, want larger than", err)
+	err := CheckSeccompProfile([]byte(`{"allow":[` + strings.Join(names, ",") + `]}`))
+	if err == nil || !strings.Contains(err.Error(), "and 84 more bad names") || strings.Contains(err.Error(), `"bad16"`) {
+		t.Errorf("100 bad names: got %v, want 16 listed and \"and 84 more bad names\"", err)
 	}
 }
 

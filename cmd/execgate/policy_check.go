@@ -25,7 +25,7 @@ const defaultStateDir = "/var/lib/execgate"
 // what the sandbox's PID 1 needs), so that a bad file is a load error with
 // its place in the policy, never a failure of every run.
 func loadOptions(stateDir string) policy.LoadOptions {
-	return policy.LoadOptions{StateDir: stateDir, CheckSeccompFile: sandbox.CheckSeccompFile}
+	return policy.LoadOptions{StateDir: stateDir, CheckSeccompFile: sandbox.CheckSeccompProfile}
 }
 
 // runPolicyCheck implements `execgate policy check [--strict] [--set]

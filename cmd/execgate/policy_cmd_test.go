@@ -362,6 +362,7 @@ func TestPolicyCheckSeccompFiles(t *testing.T) {
 		"typo.json":      `{"allow":[` + pid1 + `,"opneat"]}`,
 		"forbidden.json": `{"allow":[` + pid1 + `,"ptrace"]}`,
 		"nopid1.json":    `{"allow":["read","write","exit_group","execve"]}`,
+		"shadow.json":    "root:$6$SECRETHASH:19000:0:99999:7:::\n",
 	}
 	for name, data := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
@@ -385,7 +386,20 @@ func TestPolicyCheckSeccompFiles(t *testing.T) {
 		{"PID 1 cannot supervise", filepath.Join(dir, "nopid1.json"), 1,
 			`%s:5:5: bad_seccomp: seccomp profile file "` + filepath.Join(dir, "nopid1.json") + `": bad seccomp profile: the profile must allow close, rt_sigtimedwait, wait4, kill (the sandbox's PID 1 needs them)`},
 		{"missing file", filepath.Join(dir, "missing.json"), 1,
-			`%s:5:5: bad_seccomp: seccomp profile file "` + filepath.Join(dir, "missing.json") + `" does not exist or is not a regular file`},
+			`%s:5:5: bad_seccomp: seccomp profile file "` + filepath.Join(dir, "missing.json") + `" does not exist`},
+		// The error gives a position, never the file's bytes.
+		{"not JSON", filepath.Join(dir, "shadow.json"), 1,
+			`%s:5:5: bad_seccomp: seccomp profile file "` + filepath.Join(dir, "shadow.json") + `": bad seccomp profile: not valid JSON (syntax error at byte 1); want {"allow": ["read", ...]}`},
+		{"root-only file", filepath.Join(dir, "private.json"), 1,
+			`%s:5:5: bad_seccomp: seccomp profile file "` + filepath.Join(dir, "private.json") + `": mode 0600 is not readable by others (want 0644)`},
+		{"symlink", filepath.Join(dir, "link.json"), 1,
+			`%s:5:5: bad_seccomp: seccomp profile file "` + filepath.Join(dir, "link.json") + `": a symbolic link: not allowed`},
+	}
+	if err := os.WriteFile(filepath.Join(dir, "private.json"), []byte("root:SECRET"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(dir, "good.json"), filepath.Join(dir, "link.json")); err != nil {
+		t.Fatal(err)
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -406,6 +420,9 @@ func TestPolicyCheckSeccompFiles(t *testing.T) {
 			}
 			if stdout != want {
 				t.Errorf("got stdout\n%s\nwant\n%s", stdout, want)
+			}
+			if strings.Contains(stdout+stderr, "SECRET") {
+				t.Errorf("the output quotes a seccomp file's content:\n%s%s", stdout, stderr)
 			}
 		})
 	}

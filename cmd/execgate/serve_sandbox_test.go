@@ -87,7 +87,7 @@ func TestPolicyLoaderSeccompFile(t *testing.T) {
 	pid1 := `"read","write","close","rt_sigtimedwait","wait4","kill","exit_group","execve"`
 	write := func(p, data string) {
 		t.Helper()
-		if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -173,9 +173,14 @@ func (refusingRunner) Run(context.Context, executor.Job) (*policy.Decision, sand
 // refusal is audited with the bad_seccomp error. A fixed file reloads.
 func TestReloadRejectsBadSeccompFile(t *testing.T) {
 	dir := t.TempDir()
+	// A seccomp file must be readable by others (0644), the key by nobody.
 	write := func(p, data string) {
 		t.Helper()
-		if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
+		mode := os.FileMode(0o644)
+		if strings.HasSuffix(p, ".key") {
+			mode = 0o600
+		}
+		if err := os.WriteFile(p, []byte(data), mode); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -223,6 +228,11 @@ func TestReloadRejectsBadSeccompFile(t *testing.T) {
 		t.Errorf("reload with a fixed file: %v", err)
 	}
 	if len(installed) != 2 {
-		t.Errorf("got %d installed sets after the fixed reload, want 2", len(installed))
+		t.Fatalf("got %d installed sets after the fixed reload, want 2", len(installed))
+	}
+	// Only the JSON changed: the hash (in every audit line) tells the two
+	// allowlists apart.
+	if installed[0] == installed[1] {
+		t.Errorf("got the same policy hash %s after the seccomp file changed, want another", installed[0])
 	}
 }

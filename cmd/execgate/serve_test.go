@@ -50,7 +50,7 @@ func TestServeRefusesToStart(t *testing.T) {
 		{"unusable key", append([]string{"--jwt-key", write("short", "abc", 0o600), "--policy", badPolicy}, base...), "HMAC secret of 3 bytes"},
 		{"invalid policy", append([]string{"--jwt-key", key, "--policy", badPolicy}, base...), "nonsense"},
 		{"invalid seccomp profile file", append([]string{"--jwt-key", key, "--policy", write("sc.yaml", "version: 1\nroles: {viewer: {}}\nprofiles: {p: {seccomp: "+
-			write("sc.json", `{"allow":["read","ptrace"]}`, 0o600)+"}}\ndefaults: {profile: p}\ncommands: {echo: {path: /usr/bin/echo, roles: [viewer]}}\n", 0o600)}, base...),
+			write("sc.json", `{"allow":["read","ptrace"]}`, 0o644)+"}}\ndefaults: {profile: p}\ncommands: {echo: {path: /usr/bin/echo, roles: [viewer]}}\n", 0o600)}, base...),
 			`bad_seccomp: seccomp profile file "` + filepath.Join(dir, "sc.json") + `": bad seccomp profile: "ptrace" is never allowed`},
 		{"missing issuer", []string{"--jwt-key", key, "--policy", badPolicy, "--state-dir", state}, "issuer and audience"},
 		{"key not owned by the front user", append([]string{"--jwt-key", key, "--policy", "../../policies/default.yaml",
