@@ -187,10 +187,18 @@ func waitDiskWatcherGone(t *testing.T) {
 	}
 }
 
+// diskWatcherRunning reports whether a watcher goroutine exists. A
+// goroutine running on another thread at that instant has no stack in
+// the dump, so it looks a few times.
 func diskWatcherRunning() bool {
 	buf := make([]byte, 1<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	return bytes.Contains(buf, []byte("sandbox.(*diskWatcher).loop"))
+	for range 50 {
+		if bytes.Contains(buf[:runtime.Stack(buf, true)], []byte("sandbox.(*diskWatcher).loop")) {
+			return true
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return false
 }
 
 // TestDiskWatcherUnit drives the watcher without containers: two watched
@@ -235,10 +243,66 @@ func TestDiskWatcherUnit(t *testing.T) {
 		t.Errorf("after filling a's file system: a told %v, b told %v; want true, false", isClosed(a.full), isClosed(b.full))
 	}
 	doneA()
+	doneA() // idempotent: must not drop b
+	if !diskWatcherRunning() {
+		t.Error("removing a twice stopped the watcher while b is watched")
+	}
 	doneB()
 	w.wait()
 	if diskWatcherRunning() {
 		t.Error("watcher goroutine still runs after the last run was removed")
+	}
+	a.close()
+	b.close()
+	// Watching restarts with the next run.
+	c, err := newDiskWatch("c", []string{t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doneC := w.add(c)
+	if !diskWatcherRunning() {
+		t.Error("no watcher goroutine after a run was added again")
+	}
+	doneC()
+	w.wait()
+	c.close()
+}
+
+// TestDiskWatcherFollowsDescriptor: the watcher measures through the
+// descriptor it opened when the run started, so renaming the run's
+// directory away and putting a symbolic link to a roomy file system in its
+// place does not stop it.
+func TestDiskWatcherFollowsDescriptor(t *testing.T) {
+	needSandbox(t) // mounts a tmpfs
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	small := mountTestTmpfs(t, 4<<20)
+	dir := filepath.Join(small, "ws")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	w := newDiskWatcher(1<<20, 10*time.Millisecond, testLogger(t))
+	d, err := newDiskWatch("d", []string{dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.close()
+	done := w.add(d)
+	defer func() { done(); w.wait() }()
+	if err := os.Rename(dir, filepath.Join(small, "moved")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(t.TempDir(), dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(small, "fill"), make([]byte, 3<<20+512<<10), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for !isClosed(d.full) && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if !isClosed(d.full) {
+		t.Error("the run's directory was renamed and replaced by a link: got no kill, want the run told to end")
 	}
 }
 

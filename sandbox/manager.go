@@ -72,8 +72,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Manager, error) {
 	m := &Manager{cfg: cfg, log: log, locks: locks, seccompCache: map[string]*seccompProgram{}, active: map[string]map[*run]struct{}{},
 		disk: newDiskWatcher(cfg.MinFreeBytes, diskWatchInterval, log)}
 	if err := m.setUp(ctx); err != nil {
-		removeCgroupParent(m.cgMade)
-		m.releaseLocks()
+		m.undoSetUp()
 		return nil, err
 	}
 	m.starters = newStarterPool(cfg.Starters)
@@ -114,6 +113,18 @@ func (m *Manager) setUp(ctx context.Context) (err error) {
 		}
 	}
 	return nil
+}
+
+// undoSetUp releases what a failed setUp built (best effort: the next
+// Manager's sweep removes what is left) and the locks.
+func (m *Manager) undoSetUp() {
+	m.closeSeccomp()
+	if m.skel != nil {
+		_ = m.unmountShim()
+		_ = m.skel.remove()
+	}
+	removeCgroupParent(m.cgMade)
+	m.releaseLocks()
 }
 
 // Config returns the effective configuration (defaults applied).

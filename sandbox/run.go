@@ -57,6 +57,7 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	defer watch.close() // after execute's remove: the watcher no longer uses it
 	r := &run{m: m, spec: &spec, id: id, cfg: cfg, seccomp: prog, started: warmDone, disk: watch}
 	return r.execute(ctx)
 }
@@ -285,18 +286,30 @@ func (r *run) supervise(ctx context.Context, gate *outputGate) (EndedBy, *os.Pro
 	defer timeout.Stop()
 	var grace <-chan time.Time
 	var ended EndedBy
+	var exited *os.ProcessState
+	// kill ends the run for why, unless the command has already exited
+	// (an exit and a limit ready together: the exit wins) or the run is
+	// already ending for another reason (the first reason stays).
 	kill := func(why EndedBy) {
+		select {
+		case exited = <-waitCh:
+			return
+		default:
+		}
 		if ended == "" {
 			ended = why
 		}
 		_ = r.container.Signal(unix.SIGKILL)
 	}
 	capHit, done, diskFull := gate.capHit, ctx.Done(), r.disk.fullCh()
-	for {
+	for exited == nil {
 		select {
 		case st := <-waitCh:
 			return ended, st
 		case <-timeout.C:
+			if ended != "" {
+				continue // already killed for another reason
+			}
 			ended = EndedTimeout
 			_ = r.process.Signal(unix.SIGTERM)
 			g := time.NewTimer(p.KillGrace)
@@ -316,6 +329,7 @@ func (r *run) supervise(ctx context.Context, gate *outputGate) (EndedBy, *os.Pro
 			kill(EndedDiskFull)
 		}
 	}
+	return ended, exited
 }
 
 // endedBy decides what ended the run: the supervisor's reason first, then
