@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -312,5 +313,26 @@ func TestLoadSeccompFileRefusals(t *testing.T) {
 				t.Errorf("%s (hook %v): got %v, want %s", tt.name, hook, err, tt.want)
 			}
 		}
+	}
+}
+
+// TestErrorListSeccompFiles: a rejected load names the seccomp files its
+// bad_seccomp errors are about (a watcher watches them until a load
+// succeeds); other errors name none.
+func TestErrorListSeccompFiles(t *testing.T) {
+	dir := t.TempDir()
+	missing, other := filepath.Join(dir, "missing.json"), filepath.Join(dir, "other.json")
+	src := strings.Replace(minimalPolicy, "profiles: {p: {}}",
+		"profiles:\n  p: {seccomp: "+missing+"}\n  q: {seccomp: "+other+"}\n  r: {seccomp: "+missing+"}\n  s: {seccomp: not/abs}", 1)
+	_, err := LoadBytes("sc.yaml", []byte(src), LoadOptions{SkipBinaryCheck: true})
+	var list ErrorList
+	if !errors.As(err, &list) {
+		t.Fatalf("got %v, want an ErrorList", err)
+	}
+	if got, want := list.SeccompFiles(), []string{missing, other}; !slices.Equal(got, want) {
+		t.Errorf("got seccomp files %q, want %q", got, want)
+	}
+	if got := (ErrorList{{Code: CodeBadValue, Message: "x"}}).SeccompFiles(); got != nil {
+		t.Errorf("got seccomp files %q of a list without bad_seccomp errors, want none", got)
 	}
 }
