@@ -32,7 +32,7 @@ import (
 // file; a file is read only while it is racy (below).
 //
 // Not watched: command binaries (their sha256 pins) and secrets files;
-// after changing those, reload with SIGHUP or POST /v1/admin/reload.
+// after changing those, reload with SIGHUP.
 
 // racyWindow: a file whose ctime is within this of the moment it was
 // stamped (or later) may change again without any stat field changing,
