@@ -23,7 +23,8 @@ import (
 //     one the last rejected load reported a bad_seccomp error for (a file
 //     that did not exist, was refused or failed the check), with the
 //     directory holding each: lstat(2), as policy.ReadSeccompFile follows
-//     no symbolic link (the directory's owner and mode are checked too).
+//     no symbolic link. A directory is stamped by its identity, owner and
+//     mode only (what the loader checks of it), not by its times.
 //
 // A file's stamp is its device, inode, mode, owner, group, size, mtime and
 // ctime, so a same-size edit, a replacement that keeps the old mtime (cp
@@ -118,8 +119,16 @@ func statFile(k watchKey) fileStamp {
 	if err != nil {
 		return fileStamp{key: k, err: err.Error()}
 	}
-	return fileStamp{key: k, dev: st.Dev, ino: st.Ino, mode: st.Mode, uid: st.Uid, gid: st.Gid,
-		size: st.Size, mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano()}
+	f := fileStamp{key: k, dev: st.Dev, ino: st.Ino, mode: st.Mode, uid: st.Uid, gid: st.Gid}
+	if k.nofollow && st.Mode&syscall.S_IFMT == syscall.S_IFDIR {
+		// A seccomp file's directory: what the loader checks is its
+		// owner and mode (and that it is this directory); the file has
+		// its own stamp, so other files coming and going there do not
+		// reload.
+		return f
+	}
+	f.size, f.mtime, f.ctime = st.Size, st.Mtim.Nano(), st.Ctim.Nano()
+	return f
 }
 
 // digest reads a regular file's content digest; a file that cannot be read
@@ -252,7 +261,9 @@ func (s *Server) stampAfterLoad(pre *policyStamp, set *policy.Set) *policyStamp 
 		data, ok := carried[k.name]
 		switch {
 		case ok && k.nofollow:
-			if sum := digest(k); f.regular() && bytes.Equal(sum[:], sha256Of(data)) {
+			if !f.regular() {
+				f.stale = true
+			} else if sum := digest(k); bytes.Equal(sum[:], sha256Of(data)) {
 				f.sum, f.hasSum = sum, true
 			} else {
 				f.stale = true

@@ -115,10 +115,16 @@ func TestPollReloadsChmodFixedSeccompFile(t *testing.T) {
 	pid1 := `"read","write","close","rt_sigtimedwait","wait4","kill","exit_group","execve"`
 	writeGroupWritable := func(data string) {
 		t.Helper()
-		if err := os.WriteFile(file, []byte(data), 0o644); err != nil {
+		// Written aside and renamed over: the poller never sees the new
+		// content with the old mode.
+		tmp := file + ".new"
+		if err := os.WriteFile(tmp, []byte(data), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.Chmod(file, 0o664); err != nil {
+		if err := os.Chmod(tmp, 0o664); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, file); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -146,7 +152,12 @@ func TestPollReloadsChmodFixedSeccompFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	pol = bytes.Replace(pol, []byte("\nprofiles:\n"), []byte("\nprofiles:\n  custom:\n    inherits: standard\n    seccomp: "+file+"\n"), 1)
-	if err := os.WriteFile(path, pol, 0o600); err != nil {
+	// Renamed over the old file: the poller never sees half of it.
+	tmp := filepath.Join(filepath.Dir(env.policyDir), "policy.yaml.new")
+	if err := os.WriteFile(tmp, pol, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the refused reload", func() bool { return rejected() > 0 })
@@ -221,5 +232,26 @@ func TestPolicyStampRacyDigest(t *testing.T) {
 	}
 	if !(&policyStamp{}).equal(&policyStamp{}) {
 		t.Error("empty stamps: got different, want equal")
+	}
+}
+
+// TestPolicyStampSeccompDir: a seccomp file's directory is stamped by what
+// the loader checks of it (identity, owner, mode): a chmod changes the
+// stamp, another file created in it does not.
+func TestPolicyStampSeccompDir(t *testing.T) {
+	dir := t.TempDir()
+	k := watchKey{name: dir, nofollow: true}
+	a := statFile(k)
+	if err := os.WriteFile(filepath.Join(dir, "other"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if b := statFile(k); !a.sameStat(&b) {
+		t.Errorf("after a file was created in the directory: got stamp %+v, want %+v", b, a)
+	}
+	if err := os.Chmod(dir, 0o775); err != nil {
+		t.Fatal(err)
+	}
+	if b := statFile(k); a.sameStat(&b) {
+		t.Error("after a chmod of the directory: got the same stamp, want another")
 	}
 }
