@@ -18,9 +18,7 @@ import (
 // root (the tests run as root), mode 0755.
 func rootDir(t *testing.T) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: the file must be owned by root")
-	}
+	needRoot(t) // the file must be owned by root
 	dir := filepath.Join(t.TempDir(), "sc")
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
