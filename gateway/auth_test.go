@@ -176,6 +176,7 @@ func TestHostileTokens(t *testing.T) {
 // TestKeyURLsNeverFetched: jku and x5u point at a listener that must never
 // be contacted.
 func TestKeyURLsNeverFetched(t *testing.T) {
+	env := startServer(t, nil) // first: it skips without root, and the listener's goroutine must not leak
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -193,7 +194,6 @@ func TestKeyURLsNeverFetched(t *testing.T) {
 			c.Close()
 		}
 	}()
-	env := startServer(t, nil)
 	attacker, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	u := "http://" + ln.Addr().String() + "/keys"
 	for _, hdr := range []map[string]any{{"jku": u}, {"x5u": u}, {"jku": u, "kid": "k1"}} {

@@ -5,19 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/execgate/execgate/policy"
 )
 
-// installPolicy makes set the serving one and pushes it to the Runner.
-func (s *Server) installPolicy(set *policy.Set) {
+// installPolicy makes set the serving one and pushes it to the Runner;
+// pre is the stamp of the policy files taken before set was loaded.
+func (s *Server) installPolicy(set *policy.Set, pre *policyStamp) {
 	s.policyPtr.Store(&policyBox{set: set})
-	s.policyStamp = s.stampPolicy()
+	s.rejectedSeccomp = nil
+	s.policyStamp = s.stampAfterLoad(pre, set)
 	if s.deps.OnPolicy != nil {
 		s.deps.OnPolicy(set)
 	}
@@ -56,6 +55,9 @@ func (s *Server) ReloadKeys() error {
 func (s *Server) ReloadPolicy(ctx context.Context) error {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
+	// Stamp before loading: an edit made while the load reads the files
+	// shows at the next poll (at worst one more reload), never is lost.
+	pre := s.stampPolicy(nil)
 	set, err := s.deps.LoadPolicy(ctx)
 	if err != nil {
 		lines := policyErrorLines(err)
@@ -68,10 +70,19 @@ func (s *Server) ReloadPolicy(ctx context.Context) error {
 		}
 		_ = s.audit.Record(ctx, ev)
 		s.metrics.PolicyReloaded(false)
-		s.policyStamp = s.stampPolicy() // do not retry the same broken files every poll
+		// Do not retry the same broken files every poll, but watch what
+		// the rejected load read: the policy files, the serving set's
+		// seccomp files and the ones it reported (a refused file fixed by
+		// a chmod reloads).
+		var list policy.ErrorList
+		s.rejectedSeccomp = nil
+		if errors.As(err, &list) {
+			s.rejectedSeccomp = list.SeccompFiles()
+		}
+		s.policyStamp = s.stampAfterLoad(pre, nil)
 		return fmt.Errorf("reload policy: %w", err)
 	}
-	s.installPolicy(set)
+	s.installPolicy(set, pre)
 	s.metrics.PolicyReloaded(true)
 	_ = s.audit.Record(ctx, Event{Type: EventPolicyReload, Allowed: AuditBool(true), PolicyHash: set.Hash()})
 	s.log.Info("policy reloaded", slog.String("policy_hash", set.Hash()))
@@ -95,46 +106,8 @@ func policyErrorLines(err error) []string {
 // (policy "embedded:..."): nothing to watch.
 func (s *Server) embeddedPolicy() bool { return strings.HasPrefix(s.cfg.Policy, "embedded:") }
 
-// fileStamp is what the poller compares.
-type fileStamp struct {
-	name  string
-	size  int64
-	mtime time.Time
-}
-
-// stampPolicy stamps cfg.Policy (every *.yaml/*.yml of a directory), the
-// serving set's files and the custom seccomp files its profiles name (the
-// set carries their content as loaded, so an edit of one needs a reload).
-func (s *Server) stampPolicy() []fileStamp {
-	if s.embeddedPolicy() {
-		return nil
-	}
-	names := []string{s.cfg.Policy}
-	if st, err := os.Stat(s.cfg.Policy); err == nil && st.IsDir() {
-		for _, pat := range []string{"*.yaml", "*.yml"} {
-			m, _ := filepath.Glob(filepath.Join(s.cfg.Policy, pat))
-			names = append(names, m...)
-		}
-	}
-	if set := s.currentPolicy(); set != nil {
-		names = append(names, set.Files()...)
-		names = append(names, set.SeccompFiles()...)
-	}
-	slices.Sort(names)
-	names = slices.Compact(names)
-	out := make([]fileStamp, 0, len(names))
-	for _, n := range names {
-		st, err := os.Stat(n)
-		if err != nil {
-			out = append(out, fileStamp{name: n, size: -1})
-			continue
-		}
-		out = append(out, fileStamp{name: n, size: st.Size(), mtime: st.ModTime()})
-	}
-	return out
-}
-
-// pollPolicy reloads when a policy file changes; it ends with ctx.
+// pollPolicy reloads when a watched file changes (policystamp.go says
+// which and how); it ends with ctx.
 func (s *Server) pollPolicy(ctx context.Context) {
 	if s.embeddedPolicy() {
 		return
@@ -147,7 +120,12 @@ func (s *Server) pollPolicy(ctx context.Context) {
 			return
 		case <-t.C:
 			s.reloadMu.Lock()
-			changed := !slices.Equal(s.stampPolicy(), s.policyStamp)
+			cur := s.stampPolicy(s.policyStamp)
+			changed := !cur.equal(s.policyStamp)
+			if !changed {
+				// The same files; only the racy digests age out.
+				s.policyStamp = cur.trim()
+			}
 			s.reloadMu.Unlock()
 			if changed {
 				_ = s.ReloadPolicy(ctx)

@@ -17,6 +17,7 @@ import (
 // new allowlist, and the reload is audited with it; a broken edit is
 // refused and the old set keeps serving.
 func TestPollReloadsOnSeccompFileEdit(t *testing.T) {
+	needRoot(t)
 	env := startServer(t, func(cfg *Config, d *Deps) {
 		d.LoadPolicy = func(ctx context.Context) (*policy.Set, error) {
 			return policy.Load(ctx, []string{cfg.Policy}, policy.LoadOptions{StateDir: cfg.StateDir, CheckSeccompFile: sandbox.CheckSeccompProfile})

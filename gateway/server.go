@@ -81,8 +81,11 @@ type Server struct {
 	corsOrigins map[string]bool
 	draining    atomic.Bool
 	started     time.Time
-	reloadMu    sync.Mutex
-	policyStamp []fileStamp
+	reloadMu    sync.Mutex   // held by a reload and by a poll
+	policyStamp *policyStamp // what the poller compares with (reloadMu)
+	// rejectedSeccomp are the seccomp files the last rejected load
+	// reported errors for, watched until a load succeeds (reloadMu).
+	rejectedSeccomp []string
 
 	engine      *gin.Engine
 	httpSrv     *http.Server
@@ -127,12 +130,13 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 			return nil, fmt.Errorf("sandbox self-check: %w", err)
 		}
 	}
+	pre := s.stampPolicy(nil)
 	set, err := deps.LoadPolicy(ctx)
 	if err != nil {
 		s.close()
 		return nil, fmt.Errorf("load policy: %w", err)
 	}
-	s.installPolicy(set)
+	s.installPolicy(set, pre)
 	ginMode.Do(func() { gin.SetMode(gin.ReleaseMode) })
 	s.engine = s.routes()
 	return s, nil

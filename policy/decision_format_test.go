@@ -14,6 +14,7 @@ import (
 // (fmt verbs, slog's text and JSON handlers), a secret value of its
 // environment never appears; the variable names may.
 func TestDecisionFormatHidesSecrets(t *testing.T) {
+	needRoot(t) // a secrets file must be owned by root
 	const secret = "s3cr3t-VALUE-never-printed"
 	secrets := filepath.Join(t.TempDir(), "secrets")
 	writeFile(t, secrets, "API="+secret+"\n", 0o600)

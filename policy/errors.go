@@ -23,6 +23,11 @@ type Error struct {
 	Col     int    `json:"col"`
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	// SeccompFile is the custom seccomp profile file a bad_seccomp error
+	// is about (it could not be read, was refused or failed the check),
+	// so a watcher of a rejected load knows which files to watch. Not
+	// part of the rendered error.
+	SeccompFile string `json:"-"`
 }
 
 // Error renders the error as "file:line:col: code: message".
@@ -47,6 +52,18 @@ func (l ErrorList) Error() string {
 		b.WriteString(e.Error())
 	}
 	return b.String()
+}
+
+// SeccompFiles returns the custom seccomp files the list's errors are
+// about (Error.SeccompFile), sorted and without repeats.
+func (l ErrorList) SeccompFiles() []string {
+	var out []string
+	for _, e := range l {
+		if e.SeccompFile != "" {
+			out = append(out, e.SeccompFile)
+		}
+	}
+	return sortedCopy(out)
 }
 
 // Is makes every ErrorList match ErrInvalid.

@@ -170,6 +170,9 @@ func TestLoadErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if tt.name == "secrets file open mode" || tt.name == "secret key missing" {
+				needRoot(t) // a secrets file must be owned by root
+			}
 			el := loadErr(t, tt.src, tt.opts)
 			if !hasCode(el, tt.code, tt.msg) {
 				t.Fatalf("got errors:\n%v\nwant code %s with %q", el, tt.code, tt.msg)
@@ -328,6 +331,7 @@ func TestLoadSHA256Pin(t *testing.T) {
 }
 
 func TestLoadSecrets(t *testing.T) {
+	needRoot(t) // a secrets file must be owned by root
 	dir := t.TempDir()
 	secrets := filepath.Join(dir, "secrets")
 	writeFile(t, secrets, "# comment\n\nAPI=s3cr3t=x\nOTHER=1\n", 0o600)

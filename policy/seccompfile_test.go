@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,9 +18,7 @@ import (
 // root (the tests run as root), mode 0755.
 func rootDir(t *testing.T) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: the file must be owned by root")
-	}
+	needRoot(t) // the file must be owned by root
 	dir := filepath.Join(t.TempDir(), "sc")
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -312,5 +311,26 @@ func TestLoadSeccompFileRefusals(t *testing.T) {
 				t.Errorf("%s (hook %v): got %v, want %s", tt.name, hook, err, tt.want)
 			}
 		}
+	}
+}
+
+// TestErrorListSeccompFiles: a rejected load names the seccomp files its
+// bad_seccomp errors are about (a watcher watches them until a load
+// succeeds); other errors name none.
+func TestErrorListSeccompFiles(t *testing.T) {
+	dir := t.TempDir()
+	missing, other := filepath.Join(dir, "missing.json"), filepath.Join(dir, "other.json")
+	src := strings.Replace(minimalPolicy, "profiles: {p: {}}",
+		"profiles:\n  p: {seccomp: "+missing+"}\n  q: {seccomp: "+other+"}\n  r: {seccomp: "+missing+"}\n  s: {seccomp: not/abs}", 1)
+	_, err := LoadBytes("sc.yaml", []byte(src), LoadOptions{SkipBinaryCheck: true})
+	var list ErrorList
+	if !errors.As(err, &list) {
+		t.Fatalf("got %v, want an ErrorList", err)
+	}
+	if got, want := list.SeccompFiles(), []string{missing, other}; !slices.Equal(got, want) {
+		t.Errorf("got seccomp files %q, want %q", got, want)
+	}
+	if got := (ErrorList{{Code: CodeBadValue, Message: "x"}}).SeccompFiles(); got != nil {
+		t.Errorf("got seccomp files %q of a list without bad_seccomp errors, want none", got)
 	}
 }

@@ -11,6 +11,7 @@ import (
 // secrets file and must not need to. WithoutSecrets loads the same rules
 // with no secret value anywhere in the set, and decides the same way.
 func TestLoadWithoutSecrets(t *testing.T) {
+	needRoot(t) // a secrets file must be owned by root
 	const secret = "front-must-never-hold-this"
 	dir := t.TempDir()
 	secrets := filepath.Join(dir, "secrets")

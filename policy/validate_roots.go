@@ -222,6 +222,7 @@ func (l *loader) checkSeccomp(d *decl[*FileProfile], s string) {
 		return
 	}
 	sf := l.seccompFile(s)
+	n := len(l.errs)
 	switch {
 	case errors.Is(sf.readErr, ErrSeccompFileNotFound):
 		l.errAt(d.pf, d.path+".seccomp", CodeBadSeccomp, "seccomp profile file %q does not exist", s)
@@ -229,6 +230,9 @@ func (l *loader) checkSeccomp(d *decl[*FileProfile], s string) {
 		l.errAt(d.pf, d.path+".seccomp", CodeBadSeccomp, "seccomp profile file %q: %s", s, oneLine(sf.readErr))
 	case sf.checkErr != nil:
 		l.errAt(d.pf, d.path+".seccomp", CodeBadSeccomp, "seccomp profile file %q: %s", s, oneLine(sf.checkErr))
+	}
+	for _, e := range l.errs[n:] {
+		e.SeccompFile = s
 	}
 }
 

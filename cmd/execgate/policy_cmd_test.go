@@ -355,6 +355,7 @@ func TestPolicySchemaCommitted(t *testing.T) {
 // table, the forbidden list and what the sandbox's PID 1 needs, reporting
 // each problem at the profile's seccomp key.
 func TestPolicyCheckSeccompFiles(t *testing.T) {
+	needRoot(t) // custom seccomp files must be owned by root
 	dir := t.TempDir()
 	pid1 := `"read","write","close","rt_sigtimedwait","wait4","kill","exit_group","execve"`
 	files := map[string]string{

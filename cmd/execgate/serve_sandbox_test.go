@@ -82,6 +82,7 @@ func TestSandboxConfigCgroupWarmup(t *testing.T) {
 // reload (gateway.ReloadPolicy keeps the old set) instead of failing every
 // run.
 func TestPolicyLoaderSeccompFile(t *testing.T) {
+	needRoot(t) // custom seccomp files must be owned by root
 	dir := t.TempDir()
 	sc := filepath.Join(dir, "custom.json")
 	pid1 := `"read","write","close","rt_sigtimedwait","wait4","kill","exit_group","execve"`
@@ -172,6 +173,7 @@ func (refusingRunner) Run(context.Context, executor.Job) (*policy.Decision, sand
 // old set keeps serving (nothing is pushed to the executor), and the
 // refusal is audited with the bad_seccomp error. A fixed file reloads.
 func TestReloadRejectsBadSeccompFile(t *testing.T) {
+	needRoot(t) // custom seccomp files must be owned by root
 	dir := t.TempDir()
 	// A seccomp file must be readable by others (0644), the key by nobody.
 	write := func(p, data string) {

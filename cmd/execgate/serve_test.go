@@ -59,8 +59,15 @@ func TestServeRefusesToStart(t *testing.T) {
 			"--config", write("c4.yaml", "user: no-such-user-here\n", 0o600)}, base...), "no-such-user-here"},
 		{"bad flag", []string{"--bogus"}, ""},
 	}
+	// These get past the checks serve makes before it requires root (and
+	// a custom seccomp file must be owned by root).
+	needsRoot := map[string]bool{"key readable by others": true, "unusable key": true, "invalid policy": true,
+		"invalid seccomp profile file": true, "missing issuer": true, "key not owned by the front user": true}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			if needsRoot[tc.name] {
+				needRoot(t)
+			}
 			code, _, errs := cli(append([]string{"serve"}, tc.args...)...)
 			if code == 0 || !strings.Contains(errs, tc.want) {
 				t.Fatalf("got exit %d, stderr %q; want non-zero and %q", code, errs, tc.want)
