@@ -110,12 +110,7 @@ commands:
 
 // TestRunCommand runs `execgate run` in-process against a real sandbox.
 func TestRunCommand(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("execgate run needs root and CI is set")
-		}
-		t.Skip("execgate run needs root")
-	}
+	needRoot(t)
 	dir := t.TempDir()
 	pol := filepath.Join(dir, "policy.yaml")
 	if err := os.WriteFile(pol, []byte(runTestPolicy), 0o644); err != nil {
@@ -152,12 +147,7 @@ func TestRunCommand(t *testing.T) {
 }
 
 func TestSelfcheckCommand(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("selfcheck needs root and CI is set")
-		}
-		t.Skip("selfcheck needs root")
-	}
+	needRoot(t)
 	var out, errb bytes.Buffer
 	if code := dispatch(context.Background(), []string{"selfcheck", "--state-root", t.TempDir()}, &out, &errb); code != 0 {
 		t.Fatalf("selfcheck on this host: exit %d\n%s%s", code, out.String(), errb.String())
@@ -176,12 +166,7 @@ func TestSelfcheckCommand(t *testing.T) {
 }
 
 func TestSweepDeadRunInstances(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("needs root and CI is set")
-		}
-		t.Skip("needs root")
-	}
+	needRoot(t)
 	base := t.TempDir()
 	log := slog.New(slog.DiscardHandler)
 	// A live invocation: its lock is held.
@@ -230,12 +215,7 @@ func runTestProfile() policy.Profile {
 // cgroup under that parent (watched from the host while the command
 // sleeps), and `run` and `selfcheck` refuse bad values with a clear error.
 func TestRunCgroupParent(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("execgate run needs root and CI is set")
-		}
-		t.Skip("execgate run needs root")
-	}
+	needRoot(t)
 	dir := t.TempDir()
 	pol := filepath.Join(dir, "policy.yaml")
 	if err := os.WriteFile(pol, []byte(runTestPolicy), 0o644); err != nil {
