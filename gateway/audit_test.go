@@ -284,7 +284,7 @@ func TestAuditRotateUnderLoad(t *testing.T) {
 func TestAuditDevFullFails(t *testing.T) {
 	if _, err := os.Stat("/dev/full"); err != nil {
 		if os.Getenv("CI") == "" {
-			t.Skipf("no /dev/full: %v", err)
+			t.Skipf("no /dev/full: %v (with CI set: fails)", err)
 		}
 		t.Fatalf("no /dev/full under CI: %v", err)
 	}
@@ -384,7 +384,7 @@ func TestAuditDiskFull(t *testing.T) {
 	dir := t.TempDir()
 	if err := syscall.Mount("tmpfs", dir, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, "size=64k"); err != nil {
 		if os.Getenv("CI") == "" {
-			t.Skipf("mount tmpfs (needs root): %v", err)
+			t.Skipf("mount tmpfs (needs root): %v (with CI set: fails)", err)
 		}
 		t.Fatalf("mount tmpfs under CI: %v", err)
 	}
@@ -439,7 +439,7 @@ func TestAuditPartialWriteRemoved(t *testing.T) {
 	dir := t.TempDir()
 	if err := syscall.Mount("tmpfs", dir, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, "size=16k"); err != nil {
 		if os.Getenv("CI") == "" {
-			t.Skipf("mount tmpfs (needs root): %v", err)
+			t.Skipf("mount tmpfs (needs root): %v (with CI set: fails)", err)
 		}
 		t.Fatalf("mount tmpfs under CI: %v", err)
 	}

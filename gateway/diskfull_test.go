@@ -13,9 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/execgate/execgate/policy"
 	"github.com/execgate/execgate/sandbox"
-	"github.com/execgate/execgate/sandbox/executor"
 )
 
 // TestExecDiskFull: while a file system the sandbox keeps a reserve on
@@ -51,11 +49,7 @@ func TestExecDiskFull(t *testing.T) {
 		t.Fatalf("sandbox.New: %v", err)
 	}
 	t.Cleanup(func() { _ = mgr.Close() })
-	env := startServer(t, func(_ *Config, d *Deps) {
-		local := executor.NewLocal(mgr, nil, d.Logger)
-		d.Runner = local
-		d.OnPolicy = func(s *policy.Set) { local.SetPolicy(s) }
-	})
+	env := startServer(t, withRunner(mgr, nil))
 	r := env.do("POST", "/v1/exec", env.token("alice", "viewer"), map[string]any{"command": "echo", "args": []string{"x"}})
 	if r.status != http.StatusInsufficientStorage || r.errCode() != CodeDiskFull {
 		t.Fatalf("got %d %s, want 507 %s", r.status, r.body, CodeDiskFull)
@@ -95,11 +89,7 @@ func TestExecDiskFullWhileRunning(t *testing.T) {
 		t.Fatalf("sandbox.New: %v", err)
 	}
 	t.Cleanup(func() { _ = mgr.Close() })
-	env := startServer(t, func(_ *Config, d *Deps) {
-		local := executor.NewLocal(mgr, nil, d.Logger)
-		d.Runner = local
-		d.OnPolicy = func(s *policy.Set) { local.SetPolicy(s) }
-	})
+	env := startServer(t, withRunner(mgr, nil))
 	ws := filepath.Join(env.ws, "alice") // the policy's {{WS}}/{sub}
 	if err := os.Mkdir(ws, 0o700); err != nil {
 		t.Fatal(err)

@@ -72,7 +72,7 @@ func testSandbox(t testing.TB) *sandbox.Manager {
 	})
 	if sbErr != nil {
 		if os.Getenv("CI") == "" && os.Geteuid() != 0 {
-			t.Skipf("sandbox needs root: %v", sbErr)
+			t.Skipf("sandbox needs root: %v (with CI set: fails)", sbErr)
 		}
 		t.Fatalf("sandbox: %v", sbErr)
 	}

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/execgate/execgate/policy"
-	"github.com/execgate/execgate/sandbox"
 )
 
 // needRoot skips a test that needs root (policy.ReadSeccompFile reads
@@ -101,17 +100,7 @@ func TestPollReloadsEditDuringLoad(t *testing.T) {
 // policy names and for one of the serving set (only ctime and the mode
 // change).
 func TestPollReloadsChmodFixedSeccompFile(t *testing.T) {
-	needRoot(t)
-	env := startServer(t, func(cfg *Config, d *Deps) {
-		d.LoadPolicy = func(ctx context.Context) (*policy.Set, error) {
-			return policy.Load(ctx, []string{cfg.Policy}, policy.LoadOptions{StateDir: cfg.StateDir, CheckSeccompFile: sandbox.CheckSeccompProfile})
-		}
-	})
-	dir := filepath.Join(filepath.Dir(env.policyDir), "seccomp")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(dir, "custom.json")
+	env, file := seccompServer(t)
 	pid1 := `"read","write","close","rt_sigtimedwait","wait4","kill","exit_group","execve"`
 	writeGroupWritable := func(data string) {
 		t.Helper()

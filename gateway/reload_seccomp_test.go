@@ -17,17 +17,7 @@ import (
 // new allowlist, and the reload is audited with it; a broken edit is
 // refused and the old set keeps serving.
 func TestPollReloadsOnSeccompFileEdit(t *testing.T) {
-	needRoot(t)
-	env := startServer(t, func(cfg *Config, d *Deps) {
-		d.LoadPolicy = func(ctx context.Context) (*policy.Set, error) {
-			return policy.Load(ctx, []string{cfg.Policy}, policy.LoadOptions{StateDir: cfg.StateDir, CheckSeccompFile: sandbox.CheckSeccompProfile})
-		}
-	})
-	dir := filepath.Join(filepath.Dir(env.policyDir), "seccomp")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(dir, "custom.json")
+	env, file := seccompServer(t)
 	pid1 := `"read","write","close","rt_sigtimedwait","wait4","kill","exit_group","execve"`
 	writeJSON := func(data string) {
 		t.Helper()
@@ -78,4 +68,22 @@ func TestPollReloadsOnSeccompFileEdit(t *testing.T) {
 	if got := hash(); got != h2 {
 		t.Errorf("after a refused reload: got hash %s, want the old %s", got, h2)
 	}
+}
+
+// seccompServer starts a server whose loader checks custom seccomp files as
+// serve's does, and returns it with the path of a custom profile file to
+// write (in a root-owned 0755 directory beside the policy directory).
+func seccompServer(t *testing.T) (*testEnv, string) {
+	t.Helper()
+	needRoot(t)
+	env := startServer(t, func(cfg *Config, d *Deps) {
+		d.LoadPolicy = func(ctx context.Context) (*policy.Set, error) {
+			return policy.Load(ctx, []string{cfg.Policy}, policy.LoadOptions{StateDir: cfg.StateDir, CheckSeccompFile: sandbox.CheckSeccompProfile})
+		}
+	})
+	dir := filepath.Join(filepath.Dir(env.policyDir), "seccomp")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return env, filepath.Join(dir, "custom.json")
 }

@@ -32,27 +32,7 @@ func TestSandboxConfigCgroupWarmup(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			key := filepath.Join(dir, "k.key")
-			if err := os.WriteFile(key, []byte("0123456789abcdef0123456789abcdef-x"), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			conf := filepath.Join(dir, "execgate.yaml")
-			body := "state_dir: " + filepath.Join(dir, "state") + "\ninstance: warmtest\n" + tc.yaml
-			if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			f, err := parseServeFlags([]string{"--config", conf, "--jwt-key", key}, os.Stderr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cfg, err := f.buildConfig()
-			if err != nil {
-				t.Fatalf("buildConfig: %v", err)
-			}
-			sb, err := sandboxConfig(cfg)
-			if err != nil {
-				t.Fatalf("sandboxConfig: %v", err)
-			}
+			sb := serveSandboxConfig(t, dir, "instance: warmtest\n"+tc.yaml)
 			if sb.DisableCgroupWarmup != tc.wantDisable {
 				t.Errorf("DisableCgroupWarmup: got %v, want %v", sb.DisableCgroupWarmup, tc.wantDisable)
 			}
@@ -131,26 +111,7 @@ func TestSandboxConfigPathsAndReserve(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			key := filepath.Join(dir, "k.key")
-			if err := os.WriteFile(key, []byte("0123456789abcdef0123456789abcdef-x"), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			conf := filepath.Join(dir, "execgate.yaml")
-			if err := os.WriteFile(conf, []byte("state_dir: "+filepath.Join(dir, "state")+"\n"+tc.yaml), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			f, err := parseServeFlags([]string{"--config", conf, "--jwt-key", key}, os.Stderr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cfg, err := f.buildConfig()
-			if err != nil {
-				t.Fatalf("buildConfig: %v", err)
-			}
-			sb, err := sandboxConfig(cfg)
-			if err != nil {
-				t.Fatalf("sandboxConfig: %v", err)
-			}
+			sb := serveSandboxConfig(t, dir, tc.yaml)
 			if sb.CgroupParent != tc.wantParent || sb.MinFreeBytes != tc.wantMinFree {
 				t.Errorf("got cgroup parent %q, min free %d; want %q, %d", sb.CgroupParent, sb.MinFreeBytes, tc.wantParent, tc.wantMinFree)
 			}
@@ -237,4 +198,32 @@ func TestReloadRejectsBadSeccompFile(t *testing.T) {
 	if installed[0] == installed[1] {
 		t.Errorf("got the same policy hash %s after the seccomp file changed, want another", installed[0])
 	}
+}
+
+// serveSandboxConfig writes a key and a config file (state_dir under dir,
+// then yaml) into dir and returns the sandbox configuration execgate serve
+// would build from them.
+func serveSandboxConfig(t *testing.T, dir, yaml string) sandbox.Config {
+	t.Helper()
+	key := filepath.Join(dir, "k.key")
+	if err := os.WriteFile(key, []byte("0123456789abcdef0123456789abcdef-x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "execgate.yaml")
+	if err := os.WriteFile(conf, []byte("state_dir: "+filepath.Join(dir, "state")+"\n"+yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := parseServeFlags([]string{"--config", conf, "--jwt-key", key}, os.Stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := f.buildConfig()
+	if err != nil {
+		t.Fatalf("buildConfig: %v", err)
+	}
+	sb, err := sandboxConfig(cfg)
+	if err != nil {
+		t.Fatalf("sandboxConfig: %v", err)
+	}
+	return sb
 }

@@ -112,12 +112,12 @@ func freePort(t *testing.T) string {
 func TestServeDevModeEndToEnd(t *testing.T) {
 	if os.Geteuid() != 0 {
 		if os.Getenv("CI") == "" {
-			t.Skip("needs root")
+			t.Skip("needs root (with CI set: fails)")
 		}
 		t.Fatal("needs root under CI")
 	}
 	if testing.Short() {
-		t.Skip("builds the binary")
+		t.Skip("builds the binary: not in -short mode")
 	}
 	bin := buildBinary(t)
 	state := t.TempDir()

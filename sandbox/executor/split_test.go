@@ -63,7 +63,7 @@ func splitFrontWith(t *testing.T, sb Sandbox, mode string) (int, string) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		if os.Getenv("CI") == "" {
-			t.Skip("Split needs root")
+			t.Skip("Split needs root (with CI set: fails)")
 		}
 		t.Fatal("Split needs root (CI=true: not skipping)")
 	}
@@ -116,7 +116,7 @@ func TestSplitFrontDiesKillsJobs(t *testing.T) {
 func TestSplitTermStopsFront(t *testing.T) {
 	if os.Geteuid() != 0 {
 		if os.Getenv("CI") == "" {
-			t.Skip("Split needs root")
+			t.Skip("Split needs root (with CI set: fails)")
 		}
 		t.Fatal("Split needs root (CI=true: not skipping)")
 	}
