@@ -163,13 +163,20 @@ const hexDigits = "0123456789abcdef"
 // escaping: ", \ and control characters escaped (\b \f \n \r \t short, the
 // others \u00XX), invalid UTF-8 as \ufffd, U+2028 and U+2029 escaped (a
 // JavaScript reader would end the line there), everything else as is.
-func appendJSONString(b []byte, s string) []byte {
+func appendJSONString(b []byte, s string) []byte { return appendQuoted(b, s, false) }
+
+// appendJSONStringHTML is appendJSONString with encoding/json's default HTML
+// escaping as well: <, > and & as \u003c, \u003e and \u0026, so that no
+// answer carries markup as is, whatever a command printed.
+func appendJSONStringHTML(b []byte, s string) []byte { return appendQuoted(b, s, true) }
+
+func appendQuoted(b []byte, s string, html bool) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
+			if c >= 0x20 && c != '"' && c != '\\' && (!html || (c != '<' && c != '>' && c != '&')) {
 				i++
 				continue
 			}

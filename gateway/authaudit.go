@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"bufio"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"net"
@@ -104,7 +103,8 @@ func (w *authWriter) replace(he *HTTPError) {
 	}
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	w.ResponseWriter.WriteHeader(he.Status)
-	body, _ := json.Marshal(errorBody{Error: errorDetail{Code: he.Code, Message: he.Message, RequestID: requestID(w.c)}})
+	eb := errorBody{Error: errorDetail{Code: he.Code, Message: he.Message, RequestID: requestID(w.c)}}
+	body, _ := eb.appendJSON(nil) // an error body always encodes
 	_, _ = w.ResponseWriter.Write(body)
 }
 

@@ -53,7 +53,9 @@ import (
 // It is a measurement, not an assertion: it runs only with
 // EXECGATE_BENCH=1. EXECGATE_BENCH_WRK ("-t2 -c64 -d5s" by default),
 // EXECGATE_BENCH_ROUNDS (3), EXECGATE_BENCH_PAIRS (200; 0 skips (d)) and
-// EXECGATE_BENCH_CPUPROFILE (a file: CPU profile of the (c) legs) tune it.
+// EXECGATE_BENCH_CPUPROFILE (a file: CPU profile of the last round's (c)
+// leg, or of leg EXECGATE_BENCH_PROFILE_LEG: 0 (a), 1 (a'), 2 (b), 3 (c))
+// tune it.
 // The gateway runs with the production policy poll (2 s), limits high
 // enough that every leg measures its own answer (no 429s), and the
 // sandbox's state root on tmpfs under /run as in production (testSandbox).
@@ -132,6 +134,7 @@ func TestBenchGateway(t *testing.T) {
 		}
 	}
 	var prof *os.File
+	profLeg, _ := strconv.Atoi(envOr("EXECGATE_BENCH_PROFILE_LEG", "3"))
 	if p := os.Getenv("EXECGATE_BENCH_CPUPROFILE"); p != "" {
 		if prof, err = os.Create(p); err != nil {
 			t.Fatal(err)
@@ -141,11 +144,11 @@ func TestBenchGateway(t *testing.T) {
 	results := make([][]wrkResult, len(legs))
 	for r := range rounds {
 		for i, l := range legs {
-			if prof != nil && i == 3 && r == rounds-1 {
+			if prof != nil && i == profLeg && r == rounds-1 {
 				_ = pprof.StartCPUProfile(prof)
 			}
 			res := runWrk(t, wrk, wrkArgs, l)
-			if prof != nil && i == 3 && r == rounds-1 {
+			if prof != nil && i == profLeg && r == rounds-1 {
 				pprof.StopCPUProfile()
 			}
 			results[i] = append(results[i], res)

@@ -172,8 +172,7 @@ func (s *Server) handleCheck(c *gin.Context) error {
 		resp.Command, resp.Argv, resp.EnvKeys, resp.Cwd = d.Command, d.Argv, d.EnvKeys, d.Cwd
 		resp.Limits = limitsOf(d.Profile, req)
 	}
-	c.JSON(http.StatusOK, resp)
-	return nil
+	return writeAnswer(c, http.StatusOK, resp.appendJSON)
 }
 
 func limitsOf(prof *policy.Profile, req *execRequest) *limitsView {

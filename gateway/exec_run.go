@@ -208,8 +208,7 @@ func (s *Server) answer(c *gin.Context, d *policy.Decision, res sandbox.Result, 
 		DurationMS: res.Duration.Milliseconds(), EndedBy: string(res.EndedBy)}
 	resp.Stdout, resp.StdoutEncoding = encodeOutput(out.stdout.buf.Bytes())
 	resp.Stderr, resp.StderrEncoding = encodeOutput(out.stderr.buf.Bytes())
-	c.JSON(http.StatusOK, resp)
-	return nil
+	return writeAnswer(c, http.StatusOK, resp.appendJSON)
 }
 
 func (s *Server) endEvent(c *gin.Context, d *policy.Decision, res sandbox.Result, runErr error) Event {

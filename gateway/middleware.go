@@ -63,9 +63,11 @@ func (s *Server) writeError(c *gin.Context, err error) {
 	if he.RetryAfter > 0 {
 		c.Header("Retry-After", strconv.Itoa(int(math.Ceil(he.RetryAfter.Seconds()))))
 	}
-	c.AbortWithStatusJSON(he.Status, errorBody{Error: errorDetail{
+	c.Abort()
+	body := errorBody{Error: errorDetail{
 		Code: he.Code, Message: he.Message, RequestID: requestID(c), Reason: he.Reason, Field: he.Field,
-	}})
+	}}
+	_ = writeAnswer(c, he.Status, body.appendJSON) // an error body always encodes
 }
 
 func requestID(c *gin.Context) string { return c.GetString(ctxRequestID) }
