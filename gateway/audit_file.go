@@ -6,8 +6,23 @@ import (
 )
 
 // The audit log file itself: opening (append-only, 0600, no symlinks),
-// following its path, probing, undoing partial writes, closing. Only the
-// Auditor's writer goroutine (and NewAuditor, before it starts) calls these.
+// following its path, probing, undoing partial writes, closing. Callers
+// hold the Auditor's wmu (NewAuditor needs not: nothing runs yet).
+
+// auditFile is an open audit log file and, once closed, how its final
+// fsync went: a line written to it before a rotation closed it is durable
+// exactly when that fsync succeeded (auditReq.result).
+type auditFile struct {
+	*os.File
+	closed  bool
+	syncErr error // of the final fsync, when closed
+}
+
+// close closes f after its final fsync, whose outcome was syncErr.
+func (f *auditFile) close(syncErr error) error {
+	f.closed, f.syncErr = true, syncErr
+	return f.File.Close()
+}
 
 // dropPartial removes the n bytes a failed write left behind, or marks that
 // the next write must start on a new line.
@@ -29,9 +44,10 @@ func (a *Auditor) probe() error {
 		return nil
 	}
 	if err := a.f.Sync(); err != nil {
-		_ = a.f.Close()
+		serr := &AuditError{Op: "sync", Path: a.path, Err: err}
+		_ = a.f.close(serr)
 		a.f = nil
-		return a.fail(&AuditError{Op: "sync", Path: a.path, Err: err})
+		return a.fail(serr)
 	}
 	if err := a.checkSpace(); err != nil {
 		return a.fail(err)
@@ -95,7 +111,7 @@ func (a *Auditor) open() error {
 		a.log.Warn("audit log is readable or writable by group or others (chmod 600)",
 			"path", a.path, "mode", fi.Mode().Perm().String())
 	}
-	a.f, a.fi, a.size, a.needNL = f, fi, fi.Size(), false
+	a.f, a.fi, a.size, a.needNL = &auditFile{File: f}, fi, fi.Size(), false
 	return nil
 }
 
@@ -105,8 +121,12 @@ func (a *Auditor) closeFile() error {
 	}
 	f := a.f
 	a.f = nil
+	var serr error
 	err := f.Sync()
-	if cerr := f.Close(); err == nil {
+	if err != nil {
+		serr = &AuditError{Op: "sync", Path: a.path, Err: err}
+	}
+	if cerr := f.close(serr); err == nil {
 		err = cerr
 	}
 	if err != nil {

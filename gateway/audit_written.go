@@ -26,6 +26,9 @@ func (a *Auditor) RecordAllWritten(ctx context.Context, evs ...Event) (AuditComm
 		}
 	}
 	r.n = len(evs)
+	if commit, err, ok := a.writeNow(r); ok {
+		return commit, err
+	}
 	if err := a.enqueue(ctx, r); err != nil {
 		return nil, err
 	}
@@ -41,6 +44,11 @@ func (a *Auditor) RecordAllWritten(ctx context.Context, evs ...Event) (AuditComm
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+	return awaitSync(r), nil
+}
+
+// awaitSync is the AuditCommit of r, written and queued for its fsync.
+func awaitSync(r *auditReq) AuditCommit {
 	return func(ctx context.Context) error {
 		select {
 		case err := <-r.done:
@@ -48,5 +56,28 @@ func (a *Auditor) RecordAllWritten(ctx context.Context, evs ...Event) (AuditComm
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-	}, nil
+	}
+}
+
+// writeNow is RecordAllWritten's fast path: when no commit is under way,
+// the caller writes r itself and queues only its fsync for the writer,
+// which syncs it with its next batch. ok is false when a commit is under
+// way or the log is closed.
+func (a *Auditor) writeNow(r *auditReq) (commit AuditCommit, err error, ok bool) { //nolint:revive,staticcheck // ok says whether the others are the result
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	if a.closed || !a.wmu.TryLock() {
+		return nil, nil, false
+	}
+	defer a.wmu.Unlock()
+	if _, err := a.writeLines([]*auditReq{r}); err != nil {
+		return nil, err, true
+	}
+	r.wrote, r.file = true, a.f
+	select {
+	case a.reqs <- r: // the writer is not waiting for wmu long: we hold it only for this
+	default: // the queue is full: sync here
+		r.done <- r.result(a.syncLines(r.n))
+	}
+	return awaitSync(r), nil, true
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
 	"runtime/debug"
 	"time"
 
@@ -100,7 +101,13 @@ func (s *Server) job(sess *session, in runInput, roles []string, out ranOutput, 
 	out.stdout.max, out.stderr.max = maxOut, maxOut
 	return executor.Job{ID: sess.ID, Request: in.req.policyRequest(Principal{Subject: sess.Subject, Roles: roles}),
 		Timeout: timeout, MaxOutputBytes: maxOut, Stdin: bytes.NewReader(in.stdin), Stdout: out.stdout, Stderr: out.stderr,
-		Finished: func(_ *policy.Decision, res sandbox.Result) { finished <- res }}
+		Finished: func(_ *policy.Decision, res sandbox.Result) {
+			finished <- res
+			// Let the handler answer now, on this CPU, rather than after
+			// the teardown this goroutine goes on with (on an idle machine
+			// a wake-up elsewhere costs about 0.3 ms).
+			runtime.Gosched()
+		}}
 }
 
 // startRun runs job on its own goroutine, which ends when Runner.Run
