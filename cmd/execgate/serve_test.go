@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -79,9 +80,16 @@ func TestServeRefusesToStart(t *testing.T) {
 	}
 }
 
-// buildBinary builds execgate once for the end-to-end test, with the
-// flags of the shipped binary (scripts/goflags.sh).
+// buildBinary builds execgate for an end-to-end test, with the flags of
+// the shipped binary (scripts/goflags.sh).
 func buildBinary(t *testing.T) string {
+	t.Helper()
+	return buildBinaryWithout(t, "")
+}
+
+// buildBinaryWithout builds execgate with the shipped flags less the build
+// tag drop ("" drops none).
+func buildBinaryWithout(t *testing.T, drop string) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "execgate")
 	flags, err := exec.Command("bash", "-c", `. ../../scripts/goflags.sh && printf '%s\n%s' "$GO_TAGS" "$GO_LDFLAGS_STATIC"`).Output()
@@ -89,12 +97,25 @@ func buildBinary(t *testing.T) string {
 		t.Fatalf("read scripts/goflags.sh: %v", err)
 	}
 	tags, ldflags, _ := strings.Cut(string(flags), "\n")
+	if drop != "" {
+		kept := slices.DeleteFunc(strings.Split(tags, ","), func(tag string) bool { return tag == drop })
+		if len(kept) == len(strings.Split(tags, ",")) {
+			t.Fatalf("build tag %q is not among %q", drop, tags)
+		}
+		tags = strings.Join(kept, ",")
+	}
 	cmd := exec.Command("go", "build", "-tags", tags, "-ldflags", ldflags, "-o", bin, ".")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	return bin
+}
+
+// testInstance is a sandbox instance name unique to this test process
+// (an instance's state root and cgroup parent belong to one gateway).
+func testInstance(prefix string) string {
+	return fmt.Sprintf("%s-%d", prefix, os.Getpid())
 }
 
 func freePort(t *testing.T) string {
