@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/execgate/execgate/sandbox"
 )
 
 // TestServeRefusesToStart: one clear line and a non-zero exit for each
@@ -156,7 +158,8 @@ func TestServeDevModeEndToEnd(t *testing.T) {
 	if err := os.WriteFile(pol, bytes.ReplaceAll(tmpl, []byte("{{WS}}"), []byte(filepath.Join(state, "ws"))), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "serve", "--listen", addr, "--state-dir", state, "--instance", "serve-e2e", "--policy", pol)
+	instance := testInstance("serve-e2e")
+	cmd := exec.Command(bin, "serve", "--listen", addr, "--metrics-listen", freePort(t), "--state-dir", state, "--instance", instance, "--policy", pol)
 	stdout, _ := cmd.StdoutPipe()
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -229,6 +232,8 @@ func TestServeDevModeEndToEnd(t *testing.T) {
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {
 		t.Errorf("exit after SIGTERM: %v\n%s", err, stderr.String())
+	} else {
+		removeStateRoot(t, instance)
 	}
 	<-done
 	if p := sleepers("26"); len(p) != 0 {
@@ -236,6 +241,20 @@ func TestServeDevModeEndToEnd(t *testing.T) {
 	}
 	if strings.Contains(stderr.String(), token) {
 		t.Error("the dev token reached the log")
+	}
+}
+
+// removeStateRoot removes the state root a cleanly stopped serve of the
+// instance keeps (its lock file and an empty containers directory), not
+// recursively: anything else in it is a leftover and fails t.
+func removeStateRoot(t *testing.T, instance string) {
+	t.Helper()
+	root := filepath.Join(sandbox.DefaultStateRootBase, instance)
+	for _, p := range []string{filepath.Join(root, "lock"), filepath.Join(root, "containers"), root} {
+		if err := os.Remove(p); err != nil {
+			t.Errorf("state root after a clean stop: %v (left: %v)", err, dirNames(t, root))
+			return
+		}
 	}
 }
 
