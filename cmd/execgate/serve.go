@@ -251,7 +251,7 @@ func serve(ctx context.Context, cfg gateway.Config, rt *runtime, log *slog.Logge
 	defer auditor.Close()
 	srv, err := gateway.New(ctx, cfg, gateway.Deps{
 		Runner: rt.runner, Audit: auditor, Metrics: met, Registry: reg, Logger: log,
-		LoadPolicy: policyLoader(cfg, rt.local == nil), OnPolicy: rt.setPolicy, SelfCheck: rt.selfCheck,
+		LoadPolicy: policyLoader(cfg, rt.local == nil), OnPolicy: rt.setPolicy,
 		SandboxFeatures: rt.features, Version: version, KeyConfigs: rt.keyConfigs,
 	})
 	if err != nil {

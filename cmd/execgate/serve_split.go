@@ -47,10 +47,16 @@ func serveSplit(ctx context.Context, cfg gateway.Config, args []string, stderr i
 	if err := frontOwns(cfg, args, fu); err != nil {
 		return fail(err)
 	}
+	// The self-check comes before grantFront: a host the sandbox cannot
+	// run on is refused before any file is created or handed over.
+	sbCfg, err := checkSandbox(cfg)
+	if err != nil {
+		return fail(err)
+	}
 	if err := grantFront(cfg, fu); err != nil {
 		return fail(err)
 	}
-	rt, err := newRunner(ctx, cfg, log)
+	rt, err := newRunner(ctx, sbCfg, log)
 	if err != nil {
 		return fail(err)
 	}
@@ -135,13 +141,13 @@ func frontOwns(cfg gateway.Config, args []string, fu executor.FrontUser) error {
 }
 
 // runtime is the sandbox side of serve: the Runner, how the policy reaches
-// it, the self-check and cleanup.
+// it, and cleanup. The front gets no self-check: the root side ran it
+// (checkSandbox) before the split, and the front has no sandbox to check.
 type runtime struct {
 	keyConfigs func() ([]gateway.KeyConfig, error) // re-read on SIGHUP
 	local      *executor.Local                     // root side only
 	runner     executor.Runner
 	setPolicy  func(*policy.Set)
-	selfCheck  func(context.Context) error
 	features   any
 	close      func()
 }
@@ -172,32 +178,32 @@ func sandboxConfig(cfg gateway.Config) (sandbox.Config, error) {
 	}, nil
 }
 
-// newRunner builds the Runner of serve: the sandbox manager and the
-// in-process executor. The self-check runs first; a missing piece is an
-// error, never a weaker sandbox.
-func newRunner(ctx context.Context, cfg gateway.Config, log *slog.Logger) (*runtime, error) {
+// checkSandbox is the sandbox Manager's configuration of serve after the
+// sandbox self-check passed on it. A missing piece is an error naming the
+// failed check (*sandbox.SelfcheckError), never a weaker sandbox.
+func checkSandbox(cfg gateway.Config) (sandbox.Config, error) {
 	sbCfg, err := sandboxConfig(cfg)
 	if err != nil {
-		return nil, err
+		return sbCfg, err
 	}
-	checks, err := sandbox.Selfcheck(sbCfg)
-	if err != nil {
-		return nil, fmt.Errorf("sandbox self-check: %w", err)
+	// Selfcheck's errors say "sandbox selfcheck" or "sandbox config".
+	if _, err := sandbox.Selfcheck(sbCfg); err != nil {
+		return sbCfg, err
 	}
+	return sbCfg, nil
+}
+
+// newRunner builds the root side's Runner: the sandbox manager (on a
+// configuration checkSandbox passed) and the in-process executor the
+// front's runs reach through executor.Split.
+func newRunner(ctx context.Context, sbCfg sandbox.Config, log *slog.Logger) (*runtime, error) {
 	mgr, err := sandbox.New(ctx, sbCfg, log)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
 	local := executor.NewLocal(mgr, nil, log)
 	return &runtime{
-		local:     local,
-		runner:    local,
-		setPolicy: func(s *policy.Set) { local.SetPolicy(s) },
-		selfCheck: func(context.Context) error {
-			_, err := sandbox.Selfcheck(mgr.Config())
-			return err
-		},
-		features: checks,
+		local: local,
 		close: func() {
 			local.KillAll()
 			if err := mgr.Close(); err != nil {

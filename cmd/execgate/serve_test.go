@@ -11,10 +11,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/execgate/execgate/sandbox"
 )
 
 // TestServeRefusesToStart: one clear line and a non-zero exit for each
@@ -79,9 +82,16 @@ func TestServeRefusesToStart(t *testing.T) {
 	}
 }
 
-// buildBinary builds execgate once for the end-to-end test, with the
-// flags of the shipped binary (scripts/goflags.sh).
+// buildBinary builds execgate for an end-to-end test, with the flags of
+// the shipped binary (scripts/goflags.sh).
 func buildBinary(t *testing.T) string {
+	t.Helper()
+	return buildBinaryWithout(t, "")
+}
+
+// buildBinaryWithout builds execgate with the shipped flags less the build
+// tag drop ("" drops none).
+func buildBinaryWithout(t *testing.T, drop string) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "execgate")
 	flags, err := exec.Command("bash", "-c", `. ../../scripts/goflags.sh && printf '%s\n%s' "$GO_TAGS" "$GO_LDFLAGS_STATIC"`).Output()
@@ -89,12 +99,25 @@ func buildBinary(t *testing.T) string {
 		t.Fatalf("read scripts/goflags.sh: %v", err)
 	}
 	tags, ldflags, _ := strings.Cut(string(flags), "\n")
+	if drop != "" {
+		kept := slices.DeleteFunc(strings.Split(tags, ","), func(tag string) bool { return tag == drop })
+		if len(kept) == len(strings.Split(tags, ",")) {
+			t.Fatalf("build tag %q is not among %q", drop, tags)
+		}
+		tags = strings.Join(kept, ",")
+	}
 	cmd := exec.Command("go", "build", "-tags", tags, "-ldflags", ldflags, "-o", bin, ".")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	return bin
+}
+
+// testInstance is a sandbox instance name unique to this test process
+// (an instance's state root and cgroup parent belong to one gateway).
+func testInstance(prefix string) string {
+	return fmt.Sprintf("%s-%d", prefix, os.Getpid())
 }
 
 func freePort(t *testing.T) string {
@@ -135,7 +158,8 @@ func TestServeDevModeEndToEnd(t *testing.T) {
 	if err := os.WriteFile(pol, bytes.ReplaceAll(tmpl, []byte("{{WS}}"), []byte(filepath.Join(state, "ws"))), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "serve", "--listen", addr, "--state-dir", state, "--instance", "serve-e2e", "--policy", pol)
+	instance := testInstance("serve-e2e")
+	cmd := exec.Command(bin, "serve", "--listen", addr, "--metrics-listen", freePort(t), "--state-dir", state, "--instance", instance, "--policy", pol)
 	stdout, _ := cmd.StdoutPipe()
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -208,6 +232,8 @@ func TestServeDevModeEndToEnd(t *testing.T) {
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {
 		t.Errorf("exit after SIGTERM: %v\n%s", err, stderr.String())
+	} else {
+		removeStateRoot(t, instance)
 	}
 	<-done
 	if p := sleepers("26"); len(p) != 0 {
@@ -215,6 +241,20 @@ func TestServeDevModeEndToEnd(t *testing.T) {
 	}
 	if strings.Contains(stderr.String(), token) {
 		t.Error("the dev token reached the log")
+	}
+}
+
+// removeStateRoot removes the state root a cleanly stopped serve of the
+// instance keeps (its lock file and an empty containers directory), not
+// recursively: anything else in it is a leftover and fails t.
+func removeStateRoot(t *testing.T, instance string) {
+	t.Helper()
+	root := filepath.Join(sandbox.DefaultStateRootBase, instance)
+	for _, p := range []string{filepath.Join(root, "lock"), filepath.Join(root, "containers"), root} {
+		if err := os.Remove(p); err != nil {
+			t.Errorf("state root after a clean stop: %v (left: %v)", err, dirNames(t, root))
+			return
+		}
 	}
 }
 

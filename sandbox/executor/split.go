@@ -42,8 +42,13 @@ type SplitConfig struct {
 	// Args are the front's arguments after the binary, e.g. os.Args[1:]
 	// ("serve", flags...). The front is this binary (/proc/self/exe).
 	Args []string
-	// Reload reloads the executor's policy (Local.SetPolicy); it is called
-	// on SIGHUP before SIGHUP is forwarded to the front. Nil: no reload.
+	// Reload reloads the executor's policy (Local.SetPolicy); it is asked
+	// for on SIGHUP (which is forwarded to the front at once) and by the
+	// front's reload frame. Reloads run one at a time in their own
+	// goroutine, never on the loop that follows the front: requests made
+	// while one runs coalesce into one more after it, and ctx is
+	// cancelled when Split returns, which waits for a running reload at
+	// most min(ShutdownGrace, 5s). Nil: no reload.
 	Reload func(ctx context.Context) error
 	// ShutdownGrace after forwarding SIGTERM (default DefaultShutdownGrace).
 	ShutdownGrace time.Duration
@@ -88,7 +93,7 @@ func LookupFrontUser(name string, allowNobody bool) (FrontUser, error) {
 // It re-executes this binary as the unprivileged front (with the executor
 // socket as fd 3 and FrontFDEnv set), serves the front's jobs through
 // cfg.Local until the front exits, and returns the exit code for the
-// process. SIGHUP reloads the policy and is forwarded; SIGUSR1 is
+// process. SIGHUP starts a policy reload and is forwarded; SIGUSR1 is
 // forwarded; when ctx ends (SIGTERM/SIGINT) SIGTERM is forwarded and the
 // front gets ShutdownGrace to finish. If the front dies or breaks the
 // protocol, every running sandbox is killed and the code is non-zero.

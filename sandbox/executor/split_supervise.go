@@ -17,10 +17,12 @@ import (
 const closeGrace = 5 * time.Second
 
 // superviseFront serves the front's connection and follows the front's
-// life: the two processes end together.
+// life: the two processes end together. Policy reloads run beside it
+// (reloader), never on this loop.
 func superviseFront(ctx context.Context, cfg SplitConfig, fu FrontUser, front *frontProc, conn *net.UnixConn) (int, error) {
-	reloads := make(chan struct{}, 1)
-	srv, err := NewServer(ServerConfig{Local: cfg.Local, Peer: Peer{UID: fu.UID, PID: front.pid}, Log: cfg.Log, ReloadRequests: reloads})
+	reloads := startReloader(ctx, cfg.Reload, cfg.Log)
+	defer reloads.stop(min(cfg.ShutdownGrace, closeGrace))
+	srv, err := NewServer(ServerConfig{Local: cfg.Local, Peer: Peer{UID: fu.UID, PID: front.pid}, Log: cfg.Log, ReloadRequests: reloads.requests()})
 	if err != nil {
 		_ = front.proc.Kill()
 		<-front.exited
@@ -64,11 +66,9 @@ func superviseFront(ctx context.Context, cfg SplitConfig, fu FrontUser, front *f
 			_ = front.proc.Kill()
 			<-front.exited
 			return 1, fmt.Errorf("executor connection: %w", serr)
-		case <-reloads:
-			reloadPolicy(ctx, cfg)
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				reloadPolicy(ctx, cfg)
+				reloads.request()
 			}
 			_ = front.proc.Signal(sig)
 		case <-done:
@@ -81,17 +81,6 @@ func superviseFront(ctx context.Context, cfg SplitConfig, fu FrontUser, front *f
 			_ = front.proc.Kill()
 		}
 	}
-}
-
-func reloadPolicy(ctx context.Context, cfg SplitConfig) {
-	if cfg.Reload == nil {
-		return
-	}
-	if err := cfg.Reload(context.WithoutCancel(ctx)); err != nil {
-		cfg.Log.Error("executor policy reload failed; the old policy keeps serving", "error", err)
-		return
-	}
-	cfg.Log.Info("executor policy reloaded")
 }
 
 // frontExitCode maps the front's wait result to this process's exit code.

@@ -47,6 +47,8 @@ func testFrontMain() int {
 	case "wait":
 		<-c.Done() // until the executor goes away
 		return 0
+	case "reload":
+		return frontReload(ctx, c)
 	}
 	return 2
 }
