@@ -14,6 +14,10 @@ var (
 	ErrNoFiles = errors.New("no policy files")
 	// ErrInvalid is matched (errors.Is) by every ErrorList.
 	ErrInvalid = errors.New("invalid policy")
+	// ErrNotRegular means a file the loader reads (a policy file, a secrets
+	// file, a binary pinned by sha256) is not a regular file: a FIFO, a
+	// device, a socket or a directory, refused before it could hang a load.
+	ErrNotRegular = errors.New("not a regular file")
 )
 
 // Error is one load error: where, a stable code and a message.

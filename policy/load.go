@@ -141,7 +141,7 @@ func expandPaths(paths []string) ([]string, error) {
 }
 
 func readPolicyFile(name string) ([]byte, error) {
-	f, err := os.Open(name)
+	f, _, err := openRegular(name, 0)
 	if err != nil {
 		return nil, fmt.Errorf("load policy %s: %w", name, err)
 	}

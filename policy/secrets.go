@@ -21,15 +21,11 @@ func readSecretsFile(name string) (map[string]string, error) {
 	if !isAbsClean(name) {
 		return nil, fmt.Errorf("secrets_file %q must be an absolute clean path", name)
 	}
-	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	f, st, err := openRegular(name, syscall.O_NOFOLLOW)
 	if err != nil {
 		return nil, fmt.Errorf("open secrets file %s: %w", name, err)
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("stat secrets file %s: %w", name, err)
-	}
 	if err := checkSecretsMode(st); err != nil {
 		return nil, fmt.Errorf("secrets file %s: %w", name, err)
 	}

@@ -152,7 +152,7 @@ func (l *loader) checkBinary(d *decl[*FileCommand]) {
 }
 
 func fileSHA256(name string) (string, error) {
-	f, err := os.Open(name)
+	f, _, err := openRegular(name, 0)
 	if err != nil {
 		return "", err
 	}

@@ -45,8 +45,10 @@ func frontReload(ctx context.Context, c *Client) int {
 	return 0
 }
 
-// fifoPolicy is a policy file that is a FIFO: the real policy loader's
-// open blocks until a writer comes, as a read from a hung mount does.
+// fifoPolicy is a policy that comes through a FIFO: the reload's read of
+// it blocks until a writer comes, as a read from a hung mount does. (The
+// policy loader itself refuses a FIFO as a policy file, ErrNotRegular, so
+// the reload reads the FIFO and hands the bytes to policy.LoadBytes.)
 type fifoPolicy struct {
 	path     string
 	entered  chan struct{} // closed when the first load starts
@@ -70,7 +72,11 @@ func (f *fifoPolicy) reload(local *Local) func(ctx context.Context) error {
 	return func(ctx context.Context) error {
 		f.loads.Add(1)
 		f.once.Do(func() { close(f.entered) })
-		set, err := policy.Load(ctx, []string{f.path}, policy.LoadOptions{})
+		data, err := os.ReadFile(f.path) // blocks until tryFeed writes
+		var set *policy.Set
+		if err == nil {
+			set, err = policy.LoadBytes(f.path, data, policy.LoadOptions{})
+		}
 		f.returned.Add(1)
 		if err != nil {
 			return fmt.Errorf("reload: %w", err)
@@ -166,8 +172,8 @@ func (l *lockedBuffer) String() string {
 }
 
 // TestSplitServesWhileReloadBlocked: while the executor's policy reload
-// is blocked (its policy file is a FIFO nobody writes, so the real
-// loader's open blocks as on a hung mount), the split still serves a run
+// is blocked (its policy comes through a FIFO nobody writes, so its read
+// blocks as on a hung mount), the split still serves a run
 // of the front through the real sandbox and notices the front's death:
 // Split returns the front's exit code with the reload still blocked.
 // Feeding the FIFO afterwards ends the reload, which is logged.
