@@ -7,6 +7,14 @@ import (
 	"syscall"
 )
 
+// OpenRegular opens name for reading, or fails at once (ErrNotRegular)
+// when it is not a regular file; symbolic links are followed. It is how
+// every file of a policy set and of its tests is opened.
+func OpenRegular(name string) (*os.File, error) {
+	f, _, err := openRegular(name, 0)
+	return f, err
+}
+
 // openRegular opens name for reading, or fails at once when it is not a
 // regular file. A policy file, a secrets file or a pinned binary that is a
 // FIFO, a device or a socket would hang the loader (opening a FIFO waits

@@ -2,11 +2,14 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/execgate/execgate/policy"
 )
@@ -122,6 +125,28 @@ func TestPolicyTestBadFiles(t *testing.T) {
 		code, out, _ := runCLI(t, "policy", "test", f)
 		if p, fails := summary(t, out); code != exitFinding || p != 0 || fails != 1 || !strings.Contains(out, "FAIL "+f) {
 			t.Errorf("%s: exit %d, %d passed, %d failed; want 1, 0, 1 with a FAIL line:\n%s", f, code, p, fails, out)
+		}
+	}
+	// A test file or a policy that is a FIFO fails at once, never hangs
+	// (opening a FIFO waits for a writer).
+	fifo := filepath.Join(dir, "fifo.yaml")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fifoPolicy := write("fifopolicy.yaml", "version: 1\npolicy: "+fifo+"\ncases: [{name: a, run: [ls], expect: allow}]\n")
+	for _, args := range [][]string{{"policy", "test", fifo}, {"policy", "test", fifoPolicy}, {"policy", "check", fifo}} {
+		done := make(chan string, 1)
+		go func() {
+			code, out, errOut := runCLI(t, args...)
+			done <- fmt.Sprintf("exit %d\n%s%s", code, out, errOut)
+		}()
+		select {
+		case res := <-done:
+			if strings.HasPrefix(res, "exit 0\n") || !strings.Contains(res, "named pipe") {
+				t.Errorf("%v: got %s, want a failure naming the named pipe", args, res)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%v has not returned after 10 s: it hangs on the FIFO", args)
 		}
 	}
 	// A file whose policy does not load names the load errors.
