@@ -121,19 +121,7 @@ func appendAnswerStr(b []byte, key, v string, omitEmpty bool) []byte {
 
 // appendAnswerList appends ,"key":[...] unless vs is empty (omitempty).
 func appendAnswerList(b []byte, key string, vs []string) []byte {
-	if len(vs) == 0 {
-		return b
-	}
-	b = append(b, ',', '"')
-	b = append(b, key...)
-	b = append(b, '"', ':', '[')
-	for i, v := range vs {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendJSONStringHTML(b, v)
-	}
-	return append(b, ']')
+	return appendList(b, key, vs, appendJSONStringHTML)
 }
 
 // appendJSONFloat appends f as encoding/json writes a float64: the shortest

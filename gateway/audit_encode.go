@@ -142,6 +142,12 @@ func appendBoolField(b []byte, key string, v bool) []byte {
 }
 
 func appendListField(b []byte, key string, vs []string) []byte {
+	return appendList(b, key, vs, appendJSONString)
+}
+
+// appendList appends ,"key":[...] with each string quoted by quote,
+// unless vs is empty (omitempty).
+func appendList(b []byte, key string, vs []string, quote func([]byte, string) []byte) []byte {
 	if len(vs) == 0 {
 		return b
 	}
@@ -152,7 +158,7 @@ func appendListField(b []byte, key string, vs []string) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, v)
+		b = quote(b, v)
 	}
 	return append(b, ']')
 }

@@ -76,23 +76,14 @@ func TestAuditMixedUnderRotation(t *testing.T) {
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}
-	files, err := filepath.Glob(path + "*")
-	if err != nil {
-		t.Fatal(err)
-	}
-	seen := map[string]int{}
-	for _, f := range files {
-		for _, m := range readLines(t, f) {
-			seen[fmt.Sprint(m["type"], " ", m["request_id"])]++
-		}
-	}
+	seen, files := rotatedLines(t, path, func(m map[string]any) string { return fmt.Sprint(m["type"], " ", m["request_id"]) })
 	for w := range workers {
 		for i := range each {
 			id := fmt.Sprintf("%d-%d", w, i)
 			want := map[string]int{"decision " + id: 1, "exec_start " + id: (w + i) % 2}
 			for k, n := range want {
 				if seen[k] != n {
-					t.Errorf("line %q found %d times across %d files, want %d", k, seen[k], len(files), n)
+					t.Errorf("line %q found %d times across %d files, want %d", k, seen[k], files, n)
 				}
 			}
 		}

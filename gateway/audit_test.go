@@ -262,6 +262,20 @@ func TestAuditRotateUnderLoad(t *testing.T) {
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}
+	seen, files := rotatedLines(t, path, func(m map[string]any) string { return m["request_id"].(string) })
+	for w := range workers {
+		for i := range each {
+			if id := fmt.Sprintf("%d-%d", w, i); seen[id] != 1 {
+				t.Errorf("line %s found %d times across %d files, want 1", id, seen[id], files)
+			}
+		}
+	}
+}
+
+// rotatedLines counts the lines of path and of its rotated copies
+// (path.*) by key(line); it also returns how many files it read.
+func rotatedLines(t *testing.T, path string, key func(map[string]any) string) (map[string]int, int) {
+	t.Helper()
 	files, err := filepath.Glob(path + "*")
 	if err != nil {
 		t.Fatal(err)
@@ -269,16 +283,10 @@ func TestAuditRotateUnderLoad(t *testing.T) {
 	seen := map[string]int{}
 	for _, f := range files {
 		for _, m := range readLines(t, f) {
-			seen[m["request_id"].(string)]++
+			seen[key(m)]++
 		}
 	}
-	for w := range workers {
-		for i := range each {
-			if id := fmt.Sprintf("%d-%d", w, i); seen[id] != 1 {
-				t.Errorf("line %s found %d times across %d files, want 1", id, seen[id], len(files))
-			}
-		}
-	}
+	return seen, len(files)
 }
 
 func TestAuditDevFullFails(t *testing.T) {
