@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -31,7 +32,12 @@ const noSymlinks = unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS
 //   - no component of the path may be a symbolic link (openat2 with
 //     RESOLVE_NO_SYMLINKS; a kernel without openat2 is refused, there is
 //     no fallback);
-//   - its directory must be owned by root and writable by nobody else;
+//   - its directory must be owned by root and writable by nobody else,
+//     and so must every directory above it, except that one writable by
+//     group or others is allowed with the sticky bit (/tmp): there nobody
+//     but its owner, root, can rename the root-owned entry below it (sshd's
+//     StrictModes reasoning) — so nobody but root can swap the file by
+//     moving a directory on its path;
 //   - the file must be a regular file owned by root, not writable by group
 //     or others, and readable by others (an allowlist holds no secret; a
 //     root-only file such as /etc/shadow is refused before a byte of it is
@@ -48,19 +54,11 @@ func ReadSeccompFile(name string) ([]byte, error) {
 	}
 	dir, base := path.Split(name)
 	dir = path.Clean(dir)
-	dfd, err := unix.Openat2(unix.AT_FDCWD, dir, &unix.OpenHow{
-		Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: noSymlinks})
+	dfd, err := openTrustedDir(dir)
 	if err != nil {
-		return nil, openError("directory "+dir, err)
+		return nil, err
 	}
 	defer unix.Close(dfd)
-	var dst unix.Stat_t
-	if err := unix.Fstat(dfd, &dst); err != nil {
-		return nil, fmt.Errorf("stat directory %s: %w", dir, err)
-	}
-	if err := checkRootOwned(dst.Mode, dst.Uid, unix.S_IFDIR, 0o022, 0, "0755"); err != nil {
-		return nil, fmt.Errorf("directory %s: %w", dir, err)
-	}
 	// base is one component: RESOLVE_BENEATH keeps it in dir.
 	resolve := uint64(noSymlinks | unix.RESOLVE_BENEATH | unix.RESOLVE_NO_XDEV)
 	pfd, err := unix.Openat2(dfd, base, &unix.OpenHow{
@@ -102,6 +100,59 @@ func ReadSeccompFile(name string) ([]byte, error) {
 		return nil, fmt.Errorf("larger than %d bytes", MaxSeccompFileBytes)
 	}
 	return data, nil
+}
+
+// openTrustedDir opens dir (absolute, clean) with O_PATH one component
+// at a time from /, each relative to the descriptor of the one above (no
+// path is resolved twice), and checks each as ReadSeccompFile requires:
+// owned by root; not writable by group or others, except with the sticky
+// bit above the last one; no symbolic link.
+func openTrustedDir(dir string) (int, error) {
+	fd, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("open /: %w", err)
+	}
+	comps := strings.Split(strings.TrimPrefix(dir, "/"), "/")
+	if dir == "/" {
+		comps = nil
+	}
+	at := "/"
+	for i := 0; ; i++ {
+		last := i == len(comps)
+		if err := checkTrustedDir(fd, at, last); err != nil {
+			unix.Close(fd)
+			return -1, err
+		}
+		if last {
+			return fd, nil
+		}
+		nfd, err := unix.Openat2(fd, comps[i], &unix.OpenHow{
+			Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: noSymlinks | unix.RESOLVE_BENEATH})
+		unix.Close(fd)
+		at = path.Join(at, comps[i])
+		if err != nil {
+			return -1, openError("directory "+at, err)
+		}
+		fd = nfd
+	}
+}
+
+// checkTrustedDir checks one directory of a seccomp file's path; last is
+// the file's own directory, which may not be writable by anyone but root
+// even with the sticky bit.
+func checkTrustedDir(fd int, at string, last bool) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fmt.Errorf("stat directory %s: %w", at, err)
+	}
+	forbid := uint32(0o022)
+	if !last && st.Mode&unix.S_ISVTX != 0 {
+		forbid = 0 // sticky: only root, its owner, can rename what root owns in it
+	}
+	if err := checkRootOwned(st.Mode, st.Uid, unix.S_IFDIR, forbid, 0, "0755"); err != nil {
+		return fmt.Errorf("directory %s: %w", at, err)
+	}
+	return nil
 }
 
 // openError words a failed openat2 without the kernel's terse errno text
