@@ -86,7 +86,7 @@ type Auditor struct {
 	met      *Metrics
 	maxBatch int
 
-	mu     sync.RWMutex // guards closed against sends on reqs and ctl, and commits by callers
+	mu     sync.RWMutex // guards closed against sends on reqs and ctl
 	closed bool
 	reqs   chan *auditReq
 	ctl    chan auditCtl
@@ -95,8 +95,9 @@ type Auditor struct {
 
 	// wmu guards the writer state below. The writer goroutine holds it for
 	// each group commit and control operation; a caller that finds it free
-	// commits its own line (commitNow).
+	// commits its own line (commitNow). Nothing else is held during I/O.
 	wmu      sync.Mutex
+	closing  bool // the writer's final drain began: no more fast paths
 	f        *auditFile
 	fi       os.FileInfo // f's identity when opened
 	size     int64       // bytes known good in f (for truncating a partial write)
@@ -242,7 +243,7 @@ func (a *Auditor) enqueue(ctx context.Context, r *auditReq) error {
 // submit commits r itself when the writer is idle, or hands r to the
 // writer and waits for its group commit.
 func (a *Auditor) submit(ctx context.Context, r *auditReq) error {
-	if err, ok := a.commitNow(r); ok {
+	if err, ok := a.commitNow(ctx, r); ok {
 		if cap(r.line) <= 64<<10 {
 			r.buf, r.line = r.line[:0], nil
 			auditReqPool.Put(r)
@@ -265,14 +266,26 @@ func (a *Auditor) submit(ctx context.Context, r *auditReq) error {
 	}
 }
 
+// fastOK says whether a caller holding wmu may commit by itself: not once
+// the final drain began, and only to a regular file (a FIFO to a stalled
+// log reader blocks its writer; then callers queue and keep their ctx).
+func (a *Auditor) fastOK() bool {
+	return !a.closing && a.fi != nil && a.fi.Mode().IsRegular()
+}
+
 // commitNow is submit's fast path: when no commit is under way, the
 // caller writes and syncs r, with whatever lines wait, as the writer would.
-// ok is false when a commit is under way or the log is closed (submit
-// queues r then).
-func (a *Auditor) commitNow(r *auditReq) (err error, ok bool) { //nolint:revive,staticcheck // ok says whether err is the result
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	if a.closed || !a.wmu.TryLock() {
+// ok is false when a commit is under way, ctx is done or the log is
+// closing (submit queues r then, and reports ctx or the close). The caller
+// then waits for its own write and fsync: on a disk that hangs, it hangs
+// with them (one caller: the others find wmu taken and queue, and give up
+// with their ctx).
+func (a *Auditor) commitNow(ctx context.Context, r *auditReq) (err error, ok bool) { //nolint:revive,staticcheck // ok says whether err is the result
+	if ctx.Err() != nil || !a.wmu.TryLock() {
+		return nil, false
+	}
+	if !a.fastOK() {
+		a.wmu.Unlock()
 		return nil, false
 	}
 	batch := a.collect(append(make([]*auditReq, 0, 4), r))
@@ -361,6 +374,9 @@ func (a *Auditor) run() {
 			a.wmu.Unlock()
 			c.done <- err
 		case <-a.quit:
+			a.wmu.Lock()
+			a.closing = true // after it, only queued lines: drain takes them all
+			a.wmu.Unlock()
 			a.drain(batch)
 			a.wmu.Lock()
 			a.closeErr = a.closeFile()
@@ -446,6 +462,7 @@ func (a *Auditor) writeLines(batch []*auditReq) (int, error) {
 		return 0, a.fail(&AuditError{Op: "write", Path: a.path, Err: err})
 	}
 	a.size += int64(n)
+	a.needNL = false // any partial line before is ended
 	for _, r := range batch {
 		if r.written != nil && !r.wrote {
 			close(r.written)

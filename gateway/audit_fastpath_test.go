@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -143,5 +144,115 @@ func TestAuditCloseFileRecordsSync(t *testing.T) {
 	}
 	if lines := readLines(t, path); len(lines) != 1 || lines[0]["request_id"] != "after" {
 		t.Errorf("lines: got %v, want the one line", lines)
+	}
+}
+
+// TestAuditNoBlankLineAfterPartial: after a failed write whose partial
+// line could not be cut off (needNL), the next lines start on a new line
+// once, and no later write adds an empty line, whoever writes them.
+func TestAuditNoBlankLineAfterPartial(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	a := newTestAuditor(t, path)
+	a.wmu.Lock()
+	_, _ = a.f.WriteString(`{"partial":`)
+	a.needNL = true // as dropPartial leaves it when the truncate fails
+	a.wmu.Unlock()
+	for i := range 3 {
+		id := fmt.Sprint("r", i)
+		commit, err := a.RecordAllWritten(context.Background(), Event{Type: EventDecision, RequestID: id}, Event{Type: EventExecStart, RequestID: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := commit(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Record(context.Background(), Event{Type: EventExecEnd, RequestID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+	if len(lines) != 10 || lines[0] != `{"partial":` {
+		t.Fatalf("got %d lines %q, want the partial line and 9 more", len(lines), lines)
+	}
+	for i, l := range lines[1:] {
+		if l == "" {
+			t.Errorf("line %d is empty:\n%s", i+2, data)
+		}
+	}
+}
+
+// TestAuditStalledFIFOKeepsCtx: the audit log is a FIFO whose reader has
+// stopped (its pipe is full), so every write blocks. A Record still ends
+// with its ctx (nobody commits by itself to a non-regular file), and once
+// Close began a Record fails at once with ErrAuditClosed.
+func TestAuditStalledFIFOKeepsCtx(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.fifo")
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0) // the stalled reader
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	a, err := NewAuditor(AuditConfig{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Fill the pipe with raw non-blocking writes (an *os.File would wait
+	// in the poller instead of failing with EAGAIN).
+	fill, err := syscall.Open(path, syscall.O_WRONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := syscall.Write(fill, make([]byte, 4096)); err != nil {
+			break
+		}
+	}
+	syscall.Close(fill)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- a.Record(ctx, Event{Type: EventDecision, RequestID: "stalled"}) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Record on a stalled FIFO: got %v, want context.DeadlineExceeded", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Record on a stalled FIFO did not end with its ctx")
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- a.Close() }() // waits for the stalled write
+	for i := 0; ; i++ { // until Close has begun
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		err := a.Record(ctx, Event{Type: EventDecision, RequestID: "late"})
+		cancel()
+		if errors.Is(err, ErrAuditClosed) {
+			break
+		}
+		if i == 250 {
+			t.Fatalf("Record during Close: got %v, want ErrAuditClosed", err)
+		}
+	}
+	// Drain the pipe: the writer finishes and Close returns.
+	go func() {
+		buf := make([]byte, 1<<16)
+		for {
+			if _, err := r.Read(buf); err != nil && !errors.Is(err, syscall.EAGAIN) {
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return after the pipe was drained")
 	}
 }

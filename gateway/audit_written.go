@@ -26,7 +26,7 @@ func (a *Auditor) RecordAllWritten(ctx context.Context, evs ...Event) (AuditComm
 		}
 	}
 	r.n = len(evs)
-	if commit, err, ok := a.writeNow(r); ok {
+	if commit, err, ok := a.writeNow(ctx, r); ok {
 		return commit, err
 	}
 	if err := a.enqueue(ctx, r); err != nil {
@@ -62,14 +62,17 @@ func awaitSync(r *auditReq) AuditCommit {
 // writeNow is RecordAllWritten's fast path: when no commit is under way,
 // the caller writes r itself and queues only its fsync for the writer,
 // which syncs it with its next batch. ok is false when a commit is under
-// way or the log is closed.
-func (a *Auditor) writeNow(r *auditReq) (commit AuditCommit, err error, ok bool) { //nolint:revive,staticcheck // ok says whether the others are the result
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	if a.closed || !a.wmu.TryLock() {
+// way, ctx is done or the log is closing. Holding wmu with closing unset
+// while it queues the fsync means the writer's final drain, which sets
+// closing under wmu first, still finds it.
+func (a *Auditor) writeNow(ctx context.Context, r *auditReq) (commit AuditCommit, err error, ok bool) { //nolint:revive,staticcheck // ok says whether the others are the result
+	if ctx.Err() != nil || !a.wmu.TryLock() {
 		return nil, nil, false
 	}
 	defer a.wmu.Unlock()
+	if !a.fastOK() {
+		return nil, nil, false
+	}
 	if _, err := a.writeLines([]*auditReq{r}); err != nil {
 		return nil, err, true
 	}

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // loadWithin runs Load and fails the test when it has not returned within
@@ -129,5 +131,29 @@ func TestSecretsFileSpecial(t *testing.T) {
 				t.Errorf("got %v, want a %s error naming a %s", err, CodeSecretsFile, tc.kind)
 			}
 		})
+	}
+}
+
+// TestOpenRegularDescriptor: what OpenRegular returns is a plain blocking
+// read descriptor of the file that was checked (no O_NONBLOCK left from a
+// probe: a lease or oplock must make a read wait, not fail).
+func TestOpenRegularDescriptor(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "p.yaml")
+	writeFile(t, p, minimalPolicy, 0o600)
+	f, err := OpenRegular(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fl, err := unix.FcntlInt(f.Fd(), unix.F_GETFL, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fl&unix.O_NONBLOCK != 0 || fl&unix.O_ACCMODE != unix.O_RDONLY {
+		t.Errorf("flags %#x: want O_RDONLY without O_NONBLOCK", fl)
+	}
+	data := make([]byte, len(minimalPolicy)+1)
+	if n, _ := f.Read(data); string(data[:n]) != minimalPolicy {
+		t.Errorf("read %q, want the file's content", data[:n])
 	}
 }
