@@ -229,7 +229,7 @@ func TestAuditStalledFIFOKeepsCtx(t *testing.T) {
 	}
 	closed := make(chan error, 1)
 	go func() { closed <- a.Close() }() // waits for the stalled write
-	for i := 0; ; i++ { // until Close has begun
+	for i := 0; ; i++ {                 // until Close has begun
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 		err := a.Record(ctx, Event{Type: EventDecision, RequestID: "late"})
 		cancel()
