@@ -229,7 +229,8 @@ func TestAuditStalledFIFOKeepsCtx(t *testing.T) {
 	}
 	closed := make(chan error, 1)
 	go func() { closed <- a.Close() }() // waits for the stalled write
-	for i := 0; ; i++ {                 // until Close has begun
+	// Until Close has begun: then a Record fails at once.
+	for i := 0; ; i++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 		err := a.Record(ctx, Event{Type: EventDecision, RequestID: "late"})
 		cancel()
