@@ -265,7 +265,12 @@ func serve(ctx context.Context, cfg gateway.Config, rt *runtime, log *slog.Logge
 	}
 	sigCtx, stopSignals := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Go(func() { handleSignals(sigCtx, srv, auditor, log) })
+	wg.Go(func() {
+		ch := make(chan os.Signal, 4)
+		signal.Notify(ch, syscall.SIGHUP, syscall.SIGUSR1)
+		defer signal.Stop(ch)
+		handleSignals(sigCtx, ch, signalActions{reload: srv.Reload, reopen: auditor.Reopen, log: log})
+	})
 	err = srv.Serve(ctx)
 	stopSignals()
 	wg.Wait()
@@ -273,29 +278,6 @@ func serve(ctx context.Context, cfg gateway.Config, rt *runtime, log *slog.Logge
 		return fail(err)
 	}
 	return 0
-}
-
-// handleSignals: SIGHUP reloads keys and policy, SIGUSR1 reopens the audit
-// log (rotation). It ends with ctx.
-func handleSignals(ctx context.Context, srv *gateway.Server, auditor *gateway.Auditor, log *slog.Logger) {
-	ch := make(chan os.Signal, 4)
-	signal.Notify(ch, syscall.SIGHUP, syscall.SIGUSR1)
-	defer signal.Stop(ch)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case sig := <-ch:
-			switch sig {
-			case syscall.SIGHUP:
-				_ = srv.Reload(ctx) // errors are logged and audited by Reload
-			case syscall.SIGUSR1:
-				if err := auditor.Reopen(); err != nil {
-					log.Error("audit reopen", slog.String("error", err.Error()))
-				}
-			}
-		}
-	}
 }
 
 // printDev prints the development banner, the URL and a one-hour dev token.
