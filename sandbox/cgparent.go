@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -16,8 +18,10 @@ import (
 // parent in every hierarchy one component at a time and records the
 // directories whose mkdir it made (an existing one, EEXIST, is never
 // recorded); Close removes only those, deepest first, and only when empty.
-// After a crash the directories the dead process created already exist
-// for the next Manager, so they stay (empty) until removed by hand.
+// The record is also written into the cgroup parent's lock file (held by
+// one Manager at a time, root-only, on tmpfs): after a crash, the next
+// Manager of the same parent takes the directories the dead one created
+// as its own (adoptCgroupParent), so its Close removes them too.
 
 // makeCgroupParent creates parent under every hierarchy in mounts and
 // returns the directories it created, shallowest first within each
@@ -62,10 +66,59 @@ func mkdirComponents(mnt, parent string) ([]string, error) {
 	return created, nil
 }
 
-// removeCgroupParent removes the directories makeCgroupParent created,
-// deepest first; busy or non-empty ones stay.
+// removeCgroupParent removes the directories makeCgroupParent created (or
+// adoptCgroupParent took over), deepest first; busy or non-empty ones stay.
 func removeCgroupParent(created []string) {
-	for i := len(created) - 1; i >= 0; i-- {
-		_ = unix.Rmdir(created[i])
+	dirs := slices.Clone(created)
+	slices.SortStableFunc(dirs, func(a, b string) int { return strings.Count(b, "/") - strings.Count(a, "/") })
+	for _, d := range dirs {
+		_ = unix.Rmdir(d)
 	}
+}
+
+// recordCgroupParent writes the cgroup parent and the directories this
+// Manager owns into the parent's lock file (m.locks[1]), one per line. A
+// failed write is logged: its only cost is directories left after a crash.
+func (m *Manager) recordCgroupParent() {
+	if len(m.locks) < 2 {
+		return
+	}
+	rec := m.cfg.CgroupParent + "\n" + strings.Join(m.cgMade, "\n")
+	f := m.locks[1]
+	if err := f.Truncate(0); err == nil {
+		_, err = f.WriteAt([]byte(rec+"\n"), 0)
+		if err == nil {
+			return
+		}
+	}
+	m.log.Warn("cgroup parent record not written; after a crash its directories stay", "lock", f.Name())
+}
+
+// adoptCgroupParent returns the directories a record (recordCgroupParent's,
+// left by a Manager that died) says its Manager created and that still
+// exist. Only directories of parent itself are taken: each must be a
+// hierarchy in mounts joined with one of parent's leading components, so a
+// damaged record can never make Close remove anything else.
+func adoptCgroupParent(record []byte, mounts []string, parent string) []string {
+	lines := strings.Split(strings.TrimSpace(string(record)), "\n")
+	if len(lines) < 2 || lines[0] != parent {
+		return nil
+	}
+	valid := map[string]bool{}
+	for _, mnt := range mounts {
+		dir := mnt
+		for _, c := range strings.Split(strings.TrimPrefix(parent, "/"), "/") {
+			dir = filepath.Join(dir, c)
+			valid[dir] = true
+		}
+	}
+	var out []string
+	for _, d := range lines[1:] {
+		if valid[d] && !slices.Contains(out, d) {
+			if st, err := os.Lstat(d); err == nil && st.IsDir() {
+				out = append(out, d)
+			}
+		}
+	}
+	return out
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -69,6 +70,43 @@ func TestCloseRemovesOnlyOwnCgroupParent(t *testing.T) {
 						t.Errorf("%s: got %v, want it kept (it existed before New)", path(mnt, rel), err)
 					}
 				}
+			}
+		})
+	}
+}
+
+// TestAdoptCgroupParent: from a crashed Manager's record, only existing
+// directories of this very parent in a known hierarchy are taken over; a
+// record of another parent, a path elsewhere or a damaged line never is.
+func TestAdoptCgroupParent(t *testing.T) {
+	mnt := t.TempDir() // stands for a cgroup hierarchy: adoption reads paths only
+	other := t.TempDir()
+	parent := "/eg/inst"
+	for _, d := range []string{"eg", "eg/inst", "eg/elsewhere"} {
+		if err := os.Mkdir(filepath.Join(mnt, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eg, inst := filepath.Join(mnt, "eg"), filepath.Join(mnt, "eg/inst")
+	cases := []struct {
+		name, record string
+		want         []string
+	}{
+		{"both created", parent + "\n" + eg + "\n" + inst + "\n", []string{eg, inst}},
+		{"only the leaf created", parent + "\n" + inst + "\n", []string{inst}},
+		{"another parent's record", "/eg/other\n" + eg + "\n", nil},
+		{"old record: the parent alone", parent + "\n", nil},
+		{"empty", "", nil},
+		{"a path outside the parent", parent + "\n" + filepath.Join(mnt, "eg/elsewhere") + "\n" + other + "\n/\n", nil},
+		{"gone since", parent + "\n" + filepath.Join(mnt, "eg/inst/x") + "\n", nil},
+		{"twice", parent + "\n" + inst + "\n" + inst + "\n", []string{inst}},
+		{"unclean spelling", parent + "\n" + mnt + "/eg/../eg/inst\n", nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := adoptCgroupParent([]byte(tc.record), []string{mnt}, parent)
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("got %q, want %q", got, tc.want)
 			}
 		})
 	}

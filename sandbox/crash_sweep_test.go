@@ -157,5 +157,19 @@ func TestSweepAfterKill(t *testing.T) {
 	if left := leftoversOf(m.cfg); len(left) > 0 {
 		t.Errorf("after Close: %v", left)
 	}
+	// The parent's directories were created by the killed process: the
+	// new Manager took them over from the record in the parent's lock
+	// file, so its Close removed them.
+	mounts, _ := cgroupMounts()
+	for _, mnt := range mounts {
+		if d := filepath.Join(mnt, m.cfg.CgroupParent); exists(d) {
+			t.Errorf("cgroup parent %s created by the killed process survives the next Manager's Close", d)
+		}
+	}
 	removeCgroupParents(m.cfg.CgroupParent)
+}
+
+func exists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
 }

@@ -21,6 +21,7 @@ type Manager struct {
 	cfg      Config
 	log      *slog.Logger
 	locks    []*os.File // state root lock, cgroup parent lock
+	cgRecord []byte     // the cgroup parent lock's content when taken
 	skel     *skeleton
 	starters *starterPool
 	images   *imageMounts
@@ -65,11 +66,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Manager, error) {
 	if err := setInitEnv(); err != nil {
 		return nil, fmt.Errorf("container init environment: %w", err)
 	}
-	locks, err := lockInstance(cfg)
+	locks, cgRecord, err := lockInstance(cfg)
 	if err != nil {
 		return nil, err
 	}
-	m := &Manager{cfg: cfg, log: log, locks: locks, seccompCache: map[string]*seccompProgram{}, active: map[string]map[*run]struct{}{},
+	m := &Manager{cfg: cfg, log: log, locks: locks, cgRecord: cgRecord, seccompCache: map[string]*seccompProgram{}, active: map[string]map[*run]struct{}{},
 		disk: newDiskWatcher(cfg.MinFreeBytes, diskWatchInterval, log)}
 	if err := m.setUp(ctx); err != nil {
 		m.undoSetUp()
@@ -93,7 +94,11 @@ func (m *Manager) setUp(ctx context.Context) (err error) {
 	if err := m.sweep(ctx); err != nil {
 		return fmt.Errorf("sweep leftovers: %w", err)
 	}
-	m.cgMade = makeCgroupParent(m.cgMounts, m.cfg.CgroupParent, m.log)
+	// Ours too: what a crashed Manager of this parent created (its record
+	// in the parent's lock file), so that Close removes them.
+	adopted := adoptCgroupParent(m.cgRecord, m.cgMounts, m.cfg.CgroupParent)
+	m.cgMade = append(adopted, makeCgroupParent(m.cgMounts, m.cfg.CgroupParent, m.log)...)
+	m.recordCgroupParent()
 	if m.skel, err = buildSkeleton(m.cfg.skelDir(), m.cfg.rootfsDir(), m.cfg.devDir()); err != nil {
 		return err
 	}
