@@ -79,8 +79,10 @@ func markerProcesses() []string {
 }
 
 // TestSweepAfterKill kills (SIGKILL) a process whose Manager has a command
-// running, then starts a new Manager on the same state root and cgroup
-// parent: the sweep kills the orphaned command and removes its container
+// running (as when the root executor dies): the command dies with it
+// within 5 s (the container's init has SIGKILL as its parent-death signal).
+// Then it starts a new Manager on the same state root and cgroup
+// parent: the sweep removes the dead run's container
 // state, cgroups and every mount the dead process left (root skeleton,
 // static binds, shared /dev), the new Manager runs, and its Close leaves
 // nothing.
@@ -131,6 +133,15 @@ func TestSweepAfterKill(t *testing.T) {
 	_ = cmd.Wait()
 	killed = true
 
+	// The orphaned command dies with the process that ran it: the
+	// container's init has SIGKILL as its parent-death signal, and the
+	// kernel kills a PID namespace with its init.
+	for deadline := time.Now().Add(5 * time.Second); len(markerProcesses()) > 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Errorf("the killed process's command still runs 5 s later: pids %v", markerProcesses())
+			break
+		}
+	}
 	left := leftoversOf(cfg)
 	if len(left) == 0 {
 		t.Fatal("the killed process left nothing: the test did not crash it mid-run")

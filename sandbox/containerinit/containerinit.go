@@ -14,9 +14,11 @@
 package containerinit
 
 import (
+	"fmt"
 	"os"
 
 	"github.com/opencontainers/runc/libcontainer"
+	"golang.org/x/sys/unix"
 	// Device rules of the devices cgroup: without it the cgroup manager
 	// cannot apply them.
 	_ "github.com/opencontainers/cgroups/devices"
@@ -30,7 +32,7 @@ const Arg = "init"
 
 func init() {
 	if IsInit(os.Args) {
-		libcontainer.Init() // does not return
+		Run() // does not return
 	}
 }
 
@@ -43,5 +45,18 @@ func IsInit(args []string) bool {
 // already calls it for "<binary> init"; Run is for a main that checks the
 // arguments itself.
 func Run() {
+	// This is the container's init task (nsenter's stage 2: cloned with
+	// CLONE_PARENT, so its parent is the Manager's starter thread). A
+	// clone starts with no parent-death signal and libcontainer v1.5 sets
+	// one only on its stage 0 (ParentDeathSignal), so without this a
+	// Manager killed with SIGKILL left its containers running. libcontainer
+	// keeps the signal across its credential changes, and it survives the
+	// exec of the sandbox's PID 1; a PID namespace dies with its PID 1. If
+	// the Manager died before this line, libcontainer's next sync with it
+	// fails and the init exits.
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
+		fmt.Fprintf(os.Stderr, "container init: parent-death signal: %v\n", err)
+		os.Exit(1) // a container that could outlive its Manager does not start
+	}
 	libcontainer.Init()
 }
