@@ -220,6 +220,7 @@ func TestServeDevModeEndToEnd(t *testing.T) {
 	if front := frontUID(t, cmd.Process.Pid); front == 0 {
 		t.Errorf("front runs as uid 0")
 	}
+	checkRotation(t, cmd.Process, filepath.Join(state, "audit.log"), post)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -288,4 +289,61 @@ func sleepers(arg string) []string {
 		}
 	}
 	return out
+}
+
+// checkRotation rotates the audit log of a running split serve as
+// docs/audit.md says: rename, a new file for the front user, SIGUSR1; the
+// next exec's lines go to the new file only. A rename without a new file
+// fails closed (the unprivileged front cannot create one in the root-owned
+// state directory): 503 audit_unavailable, nothing runs, until the file is
+// there.
+func checkRotation(t *testing.T, p *os.Process, log string, post func(string) (int, map[string]any)) {
+	t.Helper()
+	st, err := os.Stat(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner := st.Sys().(*syscall.Stat_t)
+	newLog := func() { // install -m 0600 -o <front> -g <front> /dev/null audit.log
+		if err := os.WriteFile(log, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(log, int(owner.Uid), int(owner.Gid)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	execUntil := func(want int, body string) map[string]any {
+		var code int
+		var m map[string]any
+		for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+			if code, m = post(body); code == want {
+				return m
+			}
+		}
+		t.Fatalf("exec %s: got %d %v, want %d", body, code, m, want)
+		return nil
+	}
+	if err := os.Rename(log, log+".1"); err != nil {
+		t.Fatal(err)
+	}
+	newLog()
+	_ = p.Signal(syscall.SIGUSR1)
+	m := execUntil(200, `{"command":"echo","args":["rotated"]}`)
+	rid, _ := m["request_id"].(string)
+	cur, _ := os.ReadFile(log)
+	old, _ := os.ReadFile(log + ".1")
+	if rid == "" || !bytes.Contains(cur, []byte(`"exec_end","request_id":"`+rid)) || bytes.Contains(old, []byte(rid)) {
+		t.Errorf("after rename + SIGUSR1: exec %s's lines not (only) in the new file:\nnew:\n%s", rid, cur)
+	}
+	// No new file: fail closed, then recover once it is there.
+	if err := os.Rename(log, log+".2"); err != nil {
+		t.Fatal(err)
+	}
+	_ = p.Signal(syscall.SIGUSR1)
+	m = execUntil(503, `{"command":"echo","args":["unrecorded"]}`)
+	if e, _ := m["error"].(map[string]any); e["code"] != "audit_unavailable" {
+		t.Errorf("exec without an audit file: got %v, want audit_unavailable", m)
+	}
+	newLog()
+	execUntil(200, `{"command":"echo","args":["recovered"]}`)
 }
