@@ -419,6 +419,24 @@ func TestAttackLoginDenialFromAnotherIP(t *testing.T) {
 	if r := login("198.51.100.7", "correct horse"); r.status != 200 {
 		t.Errorf("alice from her address after the attack: got %d %s, want 200", r.status, r.body)
 	}
+	// Spread over many addresses, each under its lockout, wrong guesses
+	// past the per-user limit (8 a minute) still do not lock alice out.
+	for i := range 6 {
+		for range 2 {
+			login(fmt.Sprintf("203.0.113.%d", 10+i), "guess")
+		}
+	}
+	if r := login("198.51.100.8", "correct horse"); r.status != 200 {
+		t.Errorf("alice after 12 wrong guesses from 6 addresses: got %d %s, want 200", r.status, r.body)
+	}
+	// The per-user limit counts the tokens alice is issued: 8 a minute.
+	status := 0
+	for i := range 9 {
+		status = login(fmt.Sprintf("198.51.100.%d", 20+i), "correct horse").status
+	}
+	if status != 429 {
+		t.Errorf("alice's 11th token within a minute: got %d, want 429 (auth_per_user)", status)
+	}
 }
 
 // TestAttackLogInjection: control bytes, bare CRs and Unicode line

@@ -171,12 +171,6 @@ func (s *Server) handleToken(c *gin.Context) error {
 		e.RetryAfter = wait
 		return e
 	}
-	// The per-user limit is taken after the lockout check: a locked-out
-	// attacker must not keep draining the user's bucket (one IP could
-	// otherwise deny the user every login from anywhere).
-	if err := s.take(c, s.limits.authUser, "user", "auth:user:"+name); err != nil {
-		return err
-	}
 	if err := s.lockouts.reserve(ctx, name, ip); err != nil {
 		if e, ok := s.storeFull(c, "lockout", err); ok {
 			return e // no room to count a failure: not checked at all
@@ -188,6 +182,14 @@ func (s *Server) handleToken(c *gin.Context) error {
 		return s.loginFailed(c, ev, name, ip)
 	}
 	s.lockouts.succeeded(ctx, name, ip)
+	// The per-user limit counts the tokens a user is issued, so it is taken
+	// only once the credentials are right: failed attempts are counted per
+	// user+IP and per IP (the lockouts above), never against the user
+	// alone, or a few addresses guessing wrong would deny the user every
+	// login from anywhere.
+	if err := s.take(c, s.limits.authUser, "user", "auth:user:"+name); err != nil {
+		return err
+	}
 	tok, exp, err := s.signer.Sign(cred.subject, cred.roles, s.cfg.Auth.TokenTTL)
 	if err != nil {
 		return fmt.Errorf("issue token: %w", err)
