@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"regexp"
 	"strconv"
@@ -38,6 +39,10 @@ type Config struct {
 	Network NetworkConfig `yaml:"network"`
 	HTTP    HTTPConfig    `yaml:"http"`
 	Sandbox SandboxConfig `yaml:"sandbox"`
+	// Redact adds to the audit log's built-in redaction (tokens, keys,
+	// passwords, credentials in URLs, home directories): extra value
+	// patterns, secret flags and secret environment names.
+	Redact RedactConfig `yaml:"redact"`
 
 	// Dev marks the no-argument development mode; not settable from a file.
 	Dev bool `yaml:"-"`
@@ -224,6 +229,16 @@ func Default() Config {
 			MaxBodyBytes:      1 << 20,
 		},
 	}
+}
+
+// AuditConfig is the Auditor configuration of c: its file and its
+// redaction (the built-in detectors plus redact).
+func (c *Config) AuditConfig(log *slog.Logger, met *Metrics) (AuditConfig, error) {
+	red, err := NewRedactor(c.Redact)
+	if err != nil {
+		return AuditConfig{}, &ConfigError{Key: "redact", Message: err.Error()}
+	}
+	return AuditConfig{Path: c.AuditLogPath(), Redactor: red, Logger: log, Metrics: met}, nil
 }
 
 // AuditLogPath is the audit log file: audit_log, or state_dir/audit.log.

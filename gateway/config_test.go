@@ -38,7 +38,8 @@ func TestExampleConfigIsTheDefaults(t *testing.T) {
 	want := Default()
 	norm := func(c *Config) {
 		c.JWT.Keys, c.Auth.APIKeys, c.Auth.Users = nil, nil, nil
-		for _, l := range []*[]string{&c.Network.TrustedProxies, &c.Network.Allow, &c.Network.Block, &c.Network.AdminBlock, &c.Network.WSAllow, &c.Network.WSBlock, &c.Network.MetricsAllow, &c.Network.MetricsBlock, &c.HTTP.CORSOrigins} {
+		for _, l := range []*[]string{&c.Network.TrustedProxies, &c.Network.Allow, &c.Network.Block, &c.Network.AdminBlock, &c.Network.WSAllow, &c.Network.WSBlock, &c.Network.MetricsAllow, &c.Network.MetricsBlock, &c.HTTP.CORSOrigins,
+			&c.Redact.Patterns, &c.Redact.SecretFlags, &c.Redact.SecretEnvKeys} {
 			if len(*l) == 0 {
 				*l = nil
 			}

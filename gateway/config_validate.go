@@ -44,6 +44,9 @@ func (c *Config) validateBasics(bad badFunc) {
 	if c.Policy == "" {
 		bad("policy", "required")
 	}
+	if _, err := NewRedactor(c.Redact); err != nil {
+		bad("redact", "%v", err)
+	}
 	switch {
 	case c.StateDir == "":
 		bad("state_dir", "required")

@@ -244,7 +244,11 @@ func serve(ctx context.Context, cfg gateway.Config, rt *runtime, log *slog.Logge
 	log.Info("garbage collector", slog.String("settings", gateway.TuneGC()))
 	reg := gateway.NewMetricsRegistry()
 	met := gateway.NewMetrics(reg)
-	auditor, err := gateway.NewAuditor(gateway.AuditConfig{Path: cfg.AuditLogPath(), Logger: log, Metrics: met})
+	acfg, err := cfg.AuditConfig(log, met)
+	if err != nil {
+		return fail(err)
+	}
+	auditor, err := gateway.NewAuditor(acfg)
 	if err != nil {
 		return fail(err)
 	}
