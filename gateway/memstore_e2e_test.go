@@ -10,7 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// metricValue sums the samples of metric name whose labels include want.
+// metricValue sums the samples of metric name whose labels include want
+// (a histogram counts its observations).
 func metricValue(t *testing.T, reg *prometheus.Registry, name string, want map[string]string) float64 {
 	t.Helper()
 	fams, err := reg.Gather()
@@ -38,6 +39,8 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name string, want map[s
 				sum += m.GetCounter().GetValue()
 			case m.GetGauge() != nil:
 				sum += m.GetGauge().GetValue()
+			case m.GetHistogram() != nil: // how many observations
+				sum += float64(m.GetHistogram().GetSampleCount())
 			}
 		}
 	}
