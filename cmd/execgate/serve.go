@@ -290,7 +290,7 @@ func printDev(w io.Writer, cfg gateway.Config) error {
 	if err != nil {
 		return err
 	}
-	tok, _, err := gateway.NewSigner(k, cfg.JWT.Issuer, cfg.JWT.Audience).Sign("dev", []string{"operator", "developer"}, time.Hour)
+	tok, _, err := gateway.NewSigner(k, cfg.JWT.Issuer, cfg.JWT.Audience).Sign("dev", []string{"operator"}, time.Hour)
 	if err != nil {
 		return err
 	}
@@ -301,7 +301,7 @@ func printDev(w io.Writer, cfg gateway.Config) error {
 	fmt.Fprintln(w, "*** DEVELOPMENT MODE: embedded default policy, generated key, loopback only. Not for production. ***")
 	fmt.Fprintf(w, "URL:       %s://%s\n", scheme, cfg.Listen)
 	fmt.Fprintf(w, "State dir: %s\n", cfg.StateDir)
-	fmt.Fprintf(w, "Dev token (sub dev, roles operator,developer, 1 hour):\n%s\n", tok)
+	fmt.Fprintf(w, "Dev token (sub dev, role operator, 1 hour):\n%s\n", tok)
 	fmt.Fprintf(w, "Try: curl -s -H 'Authorization: Bearer <token>' -H 'Content-Type: application/json' -d '{\"command\":\"echo\",\"args\":[\"hi\"]}' %s://%s/v1/exec\n", scheme, cfg.Listen)
 	return nil
 }

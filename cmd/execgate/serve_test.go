@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -181,6 +182,7 @@ func TestServeDevModeEndToEnd(t *testing.T) {
 	if token == "" || !strings.Contains(strings.Join(out, "\n"), "DEVELOPMENT MODE") {
 		t.Fatalf("no dev banner/token: %q\n%s", out, stderr.String())
 	}
+	checkDevToken(t, token)
 	post := func(body string) (int, map[string]any) {
 		req, _ := http.NewRequest("POST", "http://"+addr+"/v1/exec", strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -346,4 +348,30 @@ func checkRotation(t *testing.T, p *os.Process, log string, post func(string) (i
 	}
 	newLog()
 	execUntil(200, `{"command":"echo","args":["recovered"]}`)
+}
+
+// checkDevToken: the dev token is what the issue says: subject dev, role
+// operator (no more), one hour.
+func checkDevToken(t *testing.T, token string) {
+	t.Helper()
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		t.Fatalf("dev token is not a JWS: %q", token)
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		Sub   string   `json:"sub"`
+		Roles []string `json:"roles"`
+		Iat   int64    `json:"iat"`
+		Exp   int64    `json:"exp"`
+	}
+	if err := json.Unmarshal(payload, &c); err != nil {
+		t.Fatal(err)
+	}
+	if c.Sub != "dev" || !slices.Equal(c.Roles, []string{"operator"}) || c.Exp-c.Iat != 3600 {
+		t.Errorf("dev token: sub %q roles %v lifetime %ds, want dev [operator] 3600s", c.Sub, c.Roles, c.Exp-c.Iat)
+	}
 }
