@@ -281,7 +281,9 @@ func (v *Verifier) principal(c jwt.MapClaims) (Principal, error) {
 	}
 	exp, _ := c.GetExpirationTime() // required and checked by the parser
 	now := v.now()
-	if exp.Sub(iat.Time) > v.cfg.MaxLifetime || exp.Sub(now) > v.cfg.MaxLifetime+v.cfg.Leeway {
+	// Both at most the maximum, as configured: the leeway forgives clock
+	// skew in exp, nbf and iat, never a longer life.
+	if exp.Sub(iat.Time) > v.cfg.MaxLifetime || exp.Sub(now) > v.cfg.MaxLifetime {
 		return Principal{}, &TokenError{Reason: "lifetime_too_long", Err: fmt.Errorf("lifetime over %s", v.cfg.MaxLifetime)}
 	}
 	sub, _ := c["sub"].(string)

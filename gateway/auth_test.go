@@ -127,6 +127,8 @@ func TestHostileTokens(t *testing.T) {
 		{name: "missing aud", token: sign(t, hs, testSecret, with(goodClaims(), "aud", nil), k1), want: 401},
 		{name: "aud list with ours", token: sign(t, hs, testSecret, with(goodClaims(), "aud", []string{"x", testAud}), k1), want: 200},
 		{name: "lifetime over max", token: sign(t, hs, testSecret, with(goodClaims(), "exp", now.Add(2*time.Hour).Unix()), k1), want: 401},
+		{name: "exp-now over max, iat ahead within leeway", token: sign(t, hs, testSecret, with(goodClaims(), "iat", now.Add(25*time.Second).Unix(), "exp", now.Add(60*time.Minute+25*time.Second).Unix()), k1), want: 401},
+		{name: "exactly max", token: sign(t, hs, testSecret, with(goodClaims(), "iat", now.Unix(), "exp", now.Add(60*time.Minute).Unix()), k1), want: 200},
 		{name: "exp-iat over max, backdated", token: sign(t, hs, testSecret, with(goodClaims(), "iat", now.Add(-2*time.Hour).Unix(), "exp", now.Add(time.Minute).Unix()), k1), want: 401},
 		{name: "9 KiB token", token: sign(t, hs, testSecret, with(goodClaims(), "pad", strings.Repeat("a", 9<<10)), k1), want: 401},
 		{name: "1 MB token", token: sign(t, hs, testSecret, with(goodClaims(), "pad", strings.Repeat("a", 1<<20)), k1), want: 413}, // the header guard
