@@ -222,7 +222,8 @@ func (e *testEnv) doRaw(method, path, auth string) response {
 func TestTokenInQuery(t *testing.T) {
 	env := startServer(t, nil)
 	tok := env.token("alice", "viewer")
-	for _, q := range []string{"access_token=" + tok, "token=x", "jwt=" + tok, "x=" + tok, "Authorization=Bearer%20" + tok, "API_KEY=k"} {
+	for _, q := range []string{"access_token=" + tok, "token=x", "jwt=" + tok, "x=" + tok, "Authorization=Bearer%20" + tok, "API_KEY=k",
+		"token=abc%zz", "page=1;token=x", "TOKEN=x", "to%6Ben=x", "a=1&&token="} {
 		r := env.do("GET", "/v1/commands?"+q, tok, nil)
 		if r.status != http.StatusBadRequest || r.errCode() != CodeTokenInQuery {
 			t.Errorf("?%.20s: got %d %s, want 400 token_in_query", q, r.status, r.errCode())

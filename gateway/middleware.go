@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -181,14 +182,19 @@ func (s *Server) noTokenInQuery(c *gin.Context) {
 		c.Next()
 		return
 	}
-	for name, vals := range c.Request.URL.Query() {
-		hit := tokenParamRe.MatchString(name)
-		for _, v := range vals {
-			hit = hit || jwtLikeRe.MatchString(v)
+	// Every pair as written, not URL.Query(): it drops a pair it cannot
+	// unescape ("token=abc%zz"), which a proxy or an app may still read.
+	for _, pair := range strings.FieldsFunc(raw, func(r rune) bool { return r == '&' || r == ';' }) {
+		name, val, _ := strings.Cut(pair, "=")
+		if n, err := url.QueryUnescape(name); err == nil {
+			name = n
 		}
-		if hit {
+		if v, err := url.QueryUnescape(val); err == nil {
+			val = v
+		}
+		if tokenParamRe.MatchString(name) || jwtLikeRe.MatchString(val) {
 			s.writeError(c, httpErr(http.StatusBadRequest, CodeTokenInQuery,
-				"credentials must be sent in the Authorization header, never in the URL", fmt.Errorf("query parameter %q", name)))
+				"credentials must be sent in the Authorization header, never in the URL", fmt.Errorf("query parameter %q", truncate(name, 64))))
 			return
 		}
 	}
