@@ -230,7 +230,8 @@ func serveFront(ctx context.Context, cfg gateway.Config, args []string, stdout, 
 		runner:     client,
 		setPolicy:  func(*policy.Set) { _ = client.RequestReload() },
 		// The executor ran the sandbox self-check before the split.
-		features: map[string]any{"privilege_split": true, "front_uid": os.Getuid(), "instance": cfg.Instance},
+		features: map[string]any{"privilege_split": true, "front_uid": os.Getuid(), "instance": cfg.Instance,
+			"selfcheck": frontChecks()},
 		close:    func() {},
 	}
 	return serve(ctx, cfg, rt, log, stdout, stderr)

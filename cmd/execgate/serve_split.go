@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -49,7 +50,11 @@ func serveSplit(ctx context.Context, cfg gateway.Config, args []string, stderr i
 	}
 	// The self-check comes before grantFront: a host the sandbox cannot
 	// run on is refused before any file is created or handed over.
-	sbCfg, err := checkSandbox(cfg)
+	sbCfg, checks, err := checkSandbox(cfg)
+	if err != nil {
+		return fail(err)
+	}
+	checksJSON, err := json.Marshal(checks)
 	if err != nil {
 		return fail(err)
 	}
@@ -64,6 +69,7 @@ func serveSplit(ctx context.Context, cfg gateway.Config, args []string, stderr i
 	rt.local.SetPolicy(set)
 	code, err := executor.Split(ctx, executor.SplitConfig{
 		Local: rt.local, FrontUser: fu.Name, AllowNobody: cfg.Dev, Args: append([]string{"serve"}, args...), Log: log,
+		FrontEnv: []string{sandboxChecksEnv + "=" + string(checksJSON)},
 		Reload: func(ctx context.Context) error {
 			set, err := load(ctx)
 			if err != nil {
@@ -181,16 +187,31 @@ func sandboxConfig(cfg gateway.Config) (sandbox.Config, error) {
 // checkSandbox is the sandbox Manager's configuration of serve after the
 // sandbox self-check passed on it. A missing piece is an error naming the
 // failed check (*sandbox.SelfcheckError), never a weaker sandbox.
-func checkSandbox(cfg gateway.Config) (sandbox.Config, error) {
+func checkSandbox(cfg gateway.Config) (sandbox.Config, []sandbox.Check, error) {
 	sbCfg, err := sandboxConfig(cfg)
 	if err != nil {
-		return sbCfg, err
+		return sbCfg, nil, err
 	}
 	// Selfcheck's errors say "sandbox selfcheck" or "sandbox config".
-	if _, err := sandbox.Selfcheck(sbCfg); err != nil {
-		return sbCfg, err
+	checks, err := sandbox.Selfcheck(sbCfg)
+	if err != nil {
+		return sbCfg, nil, err
 	}
-	return sbCfg, nil
+	return sbCfg, checks, nil
+}
+
+// sandboxChecksEnv carries the root side's passed self-check (JSON) to the
+// front, for GET /v1/health: the front has no sandbox to check.
+const sandboxChecksEnv = "EXECGATE_SANDBOX_CHECKS"
+
+// frontChecks is what the root side's self-check found, as the front got
+// it (nil when absent or unreadable: the front reports none).
+func frontChecks() []sandbox.Check {
+	var checks []sandbox.Check
+	if err := json.Unmarshal([]byte(os.Getenv(sandboxChecksEnv)), &checks); err != nil {
+		return nil
+	}
+	return checks
 }
 
 // newRunner builds the root side's Runner: the sandbox manager (on a

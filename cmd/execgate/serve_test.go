@@ -223,6 +223,7 @@ func TestServeDevModeEndToEnd(t *testing.T) {
 		t.Errorf("front runs as uid 0")
 	}
 	checkRotation(t, cmd.Process, filepath.Join(state, "audit.log"), post)
+	checkHealthFeatures(t, bin, state, addr, token)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -373,5 +374,54 @@ func checkDevToken(t *testing.T, token string) {
 	}
 	if c.Sub != "dev" || !slices.Equal(c.Roles, []string{"operator"}) || c.Exp-c.Iat != 3600 {
 		t.Errorf("dev token: sub %q roles %v lifetime %ds, want dev [operator] 3600s", c.Sub, c.Roles, c.Exp-c.Iat)
+	}
+}
+
+// checkHealthFeatures: GET /v1/health of a split serve, with an admin
+// token minted by `execgate token` on the dev key, reports the sandbox
+// self-check the root side ran (the front has no sandbox of its own).
+func checkHealthFeatures(t *testing.T, bin, state, addr, devToken string) {
+	t.Helper()
+	payload, _ := base64.RawURLEncoding.DecodeString(strings.Split(devToken, ".")[1])
+	var c struct {
+		Iss string `json:"iss"`
+		Aud any    `json:"aud"`
+	}
+	_ = json.Unmarshal(payload, &c)
+	aud := fmt.Sprint(c.Aud)
+	if l, ok := c.Aud.([]any); ok && len(l) > 0 {
+		aud = fmt.Sprint(l[0])
+	}
+	out, err := exec.Command(bin, "token", "--key", filepath.Join(state, devKeyName), "--sub", "ops", "--roles", "admin",
+		"--ttl", "5m", "--iss", c.Iss, "--aud", aud, "--kid", "dev").Output()
+	if err != nil {
+		t.Fatalf("execgate token: %v", err)
+	}
+	req, _ := http.NewRequest("GET", "http://"+addr+"/v1/health", nil)
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(out)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var h struct {
+		Sandbox struct {
+			PrivilegeSplit bool `json:"privilege_split"`
+			Selfcheck      []struct {
+				Name string `json:"name"`
+				OK   bool   `json:"ok"`
+			} `json:"selfcheck"`
+		} `json:"sandbox"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&h); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET /v1/health: %d %v", resp.StatusCode, err)
+	}
+	if !h.Sandbox.PrivilegeSplit || len(h.Sandbox.Selfcheck) < 5 {
+		t.Fatalf("/v1/health sandbox: %+v, want the split and the root side's self-check", h.Sandbox)
+	}
+	for _, ch := range h.Sandbox.Selfcheck {
+		if !ch.OK {
+			t.Errorf("/v1/health reports check %s failed on a host that started", ch.Name)
+		}
 	}
 }

@@ -56,6 +56,9 @@ type SplitConfig struct {
 	// executor socket): for example a listener on a privileged port opened
 	// by root before the split.
 	ExtraFiles []*os.File
+	// FrontEnv are KEY=VALUE pairs added to the front's environment (what
+	// the root side learnt that the front cannot: the sandbox self-check).
+	FrontEnv []string
 	// Stdout and Stderr of the front (default os.Stdout, os.Stderr).
 	Stdout, Stderr *os.File
 	Log            *slog.Logger
@@ -179,7 +182,7 @@ func startFront(cfg SplitConfig, fu FrontUser, child *os.File) (*frontProc, erro
 	cmd.Stdin = nil
 	cmd.Stdout, cmd.Stderr = cfg.Stdout, cfg.Stderr
 	cmd.ExtraFiles = append([]*os.File{child}, cfg.ExtraFiles...) // fd 3, then 4...
-	cmd.Env = frontEnv()
+	cmd.Env = append(frontEnv(), cfg.FrontEnv...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Credential: &syscall.Credential{Uid: uint32(fu.UID), Gid: uint32(fu.GID), Groups: []uint32{}},
 		Pdeathsig:  syscall.SIGKILL,
