@@ -232,7 +232,7 @@ func serveFront(ctx context.Context, cfg gateway.Config, args []string, stdout, 
 		// The executor ran the sandbox self-check before the split.
 		features: map[string]any{"privilege_split": true, "front_uid": os.Getuid(), "instance": cfg.Instance,
 			"selfcheck": frontChecks()},
-		close:    func() {},
+		close: func() {},
 	}
 	return serve(ctx, cfg, rt, log, stdout, stderr)
 }
