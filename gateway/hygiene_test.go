@@ -175,6 +175,25 @@ func TestNetworkRules(t *testing.T) {
 	if r := up(); r.status != 429 || r.errCode() != CodeRateLimited {
 		t.Errorf("second upgrade attempt over ws_per_ip: got %d %s, want 429", r.status, r.body)
 	}
+	// ws_per_user counts the verified subject's upgrades, from any address.
+	perUser := startServer(t, func(cfg *Config, _ *Deps) { cfg.Limits.WSPerUser = "2-M" })
+	upAs := func(sub string) response {
+		return perUser.do("GET", "/v1/commands", perUser.token(sub, "viewer"), nil, "Upgrade", "websocket", "Connection", "Upgrade")
+	}
+	for i := range 2 {
+		if r := upAs("bob"); r.status != 200 {
+			t.Errorf("bob's upgrade %d within ws_per_user: got %d %s", i+1, r.status, r.body)
+		}
+	}
+	if r := upAs("bob"); r.status != 429 || r.errCode() != CodeRateLimited {
+		t.Errorf("bob's third upgrade over ws_per_user: got %d %s, want 429 rate_limited", r.status, r.body)
+	}
+	if r := upAs("carol"); r.status != 200 {
+		t.Errorf("carol's upgrade after bob's limit: got %d %s, want 200", r.status, r.body)
+	}
+	if r := perUser.do("GET", "/v1/commands", perUser.token("bob", "viewer"), nil); r.status != 200 {
+		t.Errorf("bob's plain request (no upgrade): got %d, want 200", r.status)
+	}
 	ws := startServer(t, func(cfg *Config, _ *Deps) { cfg.Network.WSBlock = []string{"127.0.0.1"} })
 	if r := ws.do("GET", "/v1/commands", ws.token("a", "viewer"), nil, "Upgrade", "websocket", "Connection", "Upgrade"); r.status != 403 || r.errCode() != CodeIPNotAllowed {
 		t.Errorf("blocked WebSocket upgrade: got %d %s, want 403 ip_not_allowed", r.status, r.body)

@@ -272,6 +272,12 @@ func (s *Server) authenticate(c *gin.Context) {
 		return
 	}
 	c.Set(ctxPrincipal, p)
+	if c.GetHeader("Upgrade") != "" { // a WebSocket upgrade: limits.ws_per_user (wsGuard took ws_per_ip)
+		if err := s.take(c, s.limits.wsUser, "user", "ws:user:"+p.Subject); err != nil {
+			s.writeError(c, err)
+			return
+		}
+	}
 	s.startAuthRecord(c, p) // every authenticated request leaves an auth record (authaudit.go)
 	c.Next()
 }
