@@ -151,11 +151,11 @@ func (s *Server) handleToken(c *gin.Context) error {
 	}
 	var req tokenRequest
 	if err := decodeJSON(c, &req); err != nil {
-		return err
+		return s.badTokenRequest(c, err)
 	}
 	name, method, err := req.login()
 	if err != nil {
-		return err
+		return s.badTokenRequest(c, err)
 	}
 	name = s.creds.knownName(name, method)
 	ctx, ip := c.Request.Context(), clientIP(c)
@@ -200,6 +200,16 @@ func (s *Server) handleToken(c *gin.Context) error {
 	}
 	c.JSON(http.StatusOK, tokenResponse{AccessToken: tok, TokenType: "Bearer", ExpiresIn: int64(s.cfg.Auth.TokenTTL.Seconds()), ExpiresAt: exp.UTC()})
 	return nil
+}
+
+// badTokenRequest audits an attempt whose body could not even be read as a
+// login (every attempt is audited; auth_per_ip bounds how many) and
+// returns its 400.
+func (s *Server) badTokenRequest(c *gin.Context, err error) error {
+	ev := s.event(c, EventAuthFailure)
+	ev.Reason, ev.Error = CodeInvalidRequest, err.Error()
+	_ = s.audit.Record(c.Request.Context(), ev) // refused either way
+	return err
 }
 
 func (s *Server) loginFailed(c *gin.Context, ev Event, name, ip string) error {

@@ -160,6 +160,13 @@ func TestAuthToken(t *testing.T) {
 	if r := env.do("POST", "/auth/token", "", map[string]any{"username": "alice", "password": "x", "api_key": "y"}); r.status != 400 {
 		t.Errorf("both credential kinds: got %d, want 400", r.status)
 	}
+	// Attempts that are not even a login are attempts too: audited.
+	if r := env.do("POST", "/auth/token", "", map[string]any{"username": "alice", "passwd": "nope"}); r.status != 400 {
+		t.Errorf("unknown field: got %d, want 400", r.status)
+	}
+	if r := env.do("POST", "/auth/token", "", `["alice","nope"]`); r.status != 400 {
+		t.Errorf("not an object: got %d, want 400", r.status)
+	}
 	for _, l := range env.auditLines() {
 		if s := fmt.Sprint(l); containsAny(s, "correct horse", "s3cret", "nope") {
 			t.Errorf("audit line carries a secret: %s", s)
@@ -168,14 +175,17 @@ func TestAuthToken(t *testing.T) {
 	if containsAny(env.logs.String(), "correct horse", "s3cret", "nope") {
 		t.Error("the log carries a password or key")
 	}
-	var fails int
+	var fails, invalid int
 	for _, l := range env.auditLines() {
 		if l["type"] == "auth_failure" && l["route"] == "/auth/token" {
 			fails++
+			if l["reason"] == CodeInvalidRequest {
+				invalid++
+			}
 		}
 	}
-	if fails != 3 {
-		t.Errorf("audited %d failed logins, want 3", fails)
+	if fails != 6 || invalid != 3 {
+		t.Errorf("audited %d failed attempts (%d invalid requests), want 6 (3)", fails, invalid)
 	}
 }
 
