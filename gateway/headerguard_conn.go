@@ -52,6 +52,10 @@ type guardListener struct {
 	limit int
 	// refuse logs and audits a refused connection and returns the answer.
 	refuse func(c net.Conn, blockBytes int) []byte
+	// rawError logs net/http's own refusal of an unparsable request and
+	// returns the JSON answer sent in its place (headerguard_rawhttp.go);
+	// nil sends net/http's as is.
+	rawError func(c net.Conn, status int, text string) []byte
 }
 
 // Accept wraps the next connection.
@@ -229,6 +233,14 @@ func (c *guardConn) Write(p []byte) (int, error) {
 	if refused {
 		return 0, &net.OpError{Op: "write", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: net.ErrClosed}
 	}
+	if len(p) > 9 && p[9] >= '4' && p[0] == 'H' { // cheap first look: "HTTP/1.1 4.." or "5.."
+		if env := c.l.envelopeRawError(c.Conn, p); env != nil {
+			if _, err := c.Conn.Write(env); err != nil {
+				return 0, err
+			}
+			return len(p), nil
+		}
+	}
 	return c.Conn.Write(p)
 }
 
@@ -271,7 +283,7 @@ func (c *guardConn) setReadDeadline(t time.Time) {
 // wrapListener wraps ln in the header guard; with TLS, it also terminates
 // TLS (see headerguard_tls.go) with the certificate of tls.cert_file.
 func (s *Server) wrapListener(ln net.Listener) (net.Listener, error) {
-	g := &guardListener{Listener: ln, limit: s.cfg.HTTP.MaxHeaderBytes, refuse: s.headerTooLarge}
+	g := &guardListener{Listener: ln, limit: s.cfg.HTTP.MaxHeaderBytes, refuse: s.headerTooLarge, rawError: s.netHTTPError}
 	if s.cfg.TLS.CertFile == "" {
 		return g, nil
 	}
