@@ -61,6 +61,12 @@ func TestAttackLiveCgroupLimits(t *testing.T) {
 					}
 					files[f] = strings.TrimSpace(string(data))
 				}
+				// PID 1's argv holds the command (and the token) before it
+				// forks it: wait until the command is in the cgroup too.
+				if len(strings.Fields(files["memory/cgroup.procs"])) < 2 {
+					time.Sleep(5 * time.Millisecond)
+					continue
+				}
 				found <- result{files: files, dir: dir}
 				return
 			}
