@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -171,6 +172,13 @@ func (s *Server) handleToken(c *gin.Context) error {
 		e.RetryAfter = wait
 		return e
 	}
+	release, err := s.loginSlot(ctx)
+	if err != nil {
+		ev.Reason = CodeRateLimited
+		_ = s.audit.Record(ctx, ev) // refused either way
+		return err
+	}
+	defer release()
 	if err := s.lockouts.reserve(ctx, name, ip); err != nil {
 		if e, ok := s.storeFull(c, "lockout", err); ok {
 			return e // no room to count a failure: not checked at all
@@ -200,6 +208,30 @@ func (s *Server) handleToken(c *gin.Context) error {
 	}
 	c.JSON(http.StatusOK, tokenResponse{AccessToken: tok, TokenType: "Bearer", ExpiresIn: int64(s.cfg.Auth.TokenTTL.Seconds()), ExpiresAt: exp.UTC()})
 	return nil
+}
+
+// loginSlotWait bounds how long a login waits for a credential check slot.
+var loginSlotWait = 2 * time.Second
+
+// loginSlot takes one of the credential check slots (as many as CPUs, at
+// least 2): a bcrypt comparison costs tens of milliseconds of CPU, and
+// wrong guesses from many addresses are bounded per address only, so
+// without this a login flood could take every CPU from the exec API. A
+// login that finds no slot within loginSlotWait gets 429 rate_limited.
+func (s *Server) loginSlot(ctx context.Context) (release func(), err error) {
+	t := time.NewTimer(loginSlotWait)
+	defer t.Stop()
+	select {
+	case s.checking <- struct{}{}:
+		return func() { <-s.checking }, nil
+	case <-t.C:
+		s.metrics.Limited("login_checks")
+		e := httpErr(http.StatusTooManyRequests, CodeRateLimited, "too many logins under way, retry later", errors.New("no credential check slot"))
+		e.RetryAfter = time.Second
+		return nil, e
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // badTokenRequest audits an attempt whose body could not even be read as a

@@ -383,3 +383,37 @@ func TestRedisSharedLimitsAndLockouts(t *testing.T) {
 		t.Error("a non-redis URL was accepted")
 	}
 }
+
+// TestLoginCheckSlots: credential checks (bcrypt) run at most as many at a
+// time as there are slots; a login that finds none within loginSlotWait is
+// refused 429 rate_limited with Retry-After, audited, and logins work again
+// once a slot is free.
+func TestLoginCheckSlots(t *testing.T) {
+	old := loginSlotWait
+	loginSlotWait = 100 * time.Millisecond
+	defer func() { loginSlotWait = old }()
+	env := startServer(t, func(cfg *Config, _ *Deps) { loginConfig(cfg) })
+	for range cap(env.srv.checking) { // every slot busy
+		env.srv.checking <- struct{}{}
+	}
+	login := func() response {
+		return env.do("POST", "/auth/token", "", map[string]any{"username": "alice", "password": "correct horse"})
+	}
+	r := login()
+	if r.status != 429 || r.errCode() != CodeRateLimited || r.header.Get("Retry-After") == "" {
+		t.Errorf("login with every check slot busy: got %d %s (Retry-After %q), want 429 rate_limited", r.status, r.body, r.header.Get("Retry-After"))
+	}
+	<-env.srv.checking // one slot free
+	if r := login(); r.status != 200 {
+		t.Errorf("login with a free slot: got %d %s, want 200", r.status, r.body)
+	}
+	var busy int
+	for _, l := range env.auditLines() {
+		if l["type"] == "auth_failure" && l["reason"] == CodeRateLimited {
+			busy++
+		}
+	}
+	if busy != 1 {
+		t.Errorf("audited %d refused-for-load logins, want 1", busy)
+	}
+}

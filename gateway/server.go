@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -70,6 +71,7 @@ type Server struct {
 	signer    *Signer
 	policyPtr atomic.Pointer[policyBox]
 	creds     *credentials
+	checking  chan struct{} // one token per credential check under way (bcrypt: loginSlot)
 	limits    *rateLimits
 	lockouts  *lockouts
 	sessions  *sessionTable
@@ -159,6 +161,7 @@ func (s *Server) initAuth() error {
 	if sk != nil {
 		s.signer = NewSigner(sk, s.cfg.JWT.Issuer, s.cfg.JWT.Audience)
 	}
+	s.checking = make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
 	s.creds, err = newCredentials(s.cfg.Auth)
 	return err
 }
