@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,6 +11,8 @@ import (
 	"path/filepath"
 	"slices"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/execgate/execgate/gateway"
 	"github.com/execgate/execgate/policy"
@@ -70,6 +73,7 @@ func serveSplit(ctx context.Context, cfg gateway.Config, args []string, stderr i
 	code, err := executor.Split(ctx, executor.SplitConfig{
 		Local: rt.local, FrontUser: fu.Name, AllowNobody: cfg.Dev, Args: append([]string{"serve"}, args...), Log: log,
 		FrontEnv: []string{sandboxChecksEnv + "=" + string(checksJSON)},
+		Rotate:   func() error { return createAuditFile(cfg.AuditLogPath(), fu) },
 		Reload: func(ctx context.Context) error {
 			set, err := load(ctx)
 			if err != nil {
@@ -112,6 +116,26 @@ func grantFront(cfg gateway.Config, fu executor.FrontUser) error {
 				return fmt.Errorf("search permission on %s: %w", dir, err)
 			}
 		}
+	}
+	return nil
+}
+
+// createAuditFile creates the audit log for the front when a rotation
+// moved it away (SIGUSR1): a new file, mode 0600, owned by the front user,
+// never through a symbolic link; an existing file is left as it is. The
+// path is the executor's own configuration, never the front's word.
+func createAuditFile(path string, fu executor.FrontUser) error {
+	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if errors.Is(err, unix.EEXIST) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("create audit log %s: %w", path, err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Fchown(fd, fu.UID, fu.GID); err != nil {
+		_ = unix.Unlink(path) // a root-owned file would stop the front's log
+		return fmt.Errorf("give audit log %s to %s: %w", path, fu.Name, err)
 	}
 	return nil
 }

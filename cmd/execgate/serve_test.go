@@ -295,11 +295,12 @@ func sleepers(arg string) []string {
 }
 
 // checkRotation rotates the audit log of a running split serve as
-// docs/audit.md says: rename, a new file for the front user, SIGUSR1; the
-// next exec's lines go to the new file only. A rename without a new file
-// fails closed (the unprivileged front cannot create one in the root-owned
-// state directory): 503 audit_unavailable, nothing runs, until the file is
-// there.
+// docs/audit.md says. Rename + SIGUSR1: the root executor creates the new
+// file for the front (mode 0600, the front's), then forwards the signal;
+// the next exec's lines go to the new file only. The same with a new file
+// put there by hand. A rename without SIGUSR1 fails closed (the front
+// cannot create a file in root's state directory): 503 audit_unavailable,
+// nothing runs, until SIGUSR1.
 func checkRotation(t *testing.T, p *os.Process, log string, post func(string) (int, map[string]any)) {
 	t.Helper()
 	st, err := os.Stat(log)
@@ -307,14 +308,6 @@ func checkRotation(t *testing.T, p *os.Process, log string, post func(string) (i
 		t.Fatal(err)
 	}
 	owner := st.Sys().(*syscall.Stat_t)
-	newLog := func() { // install -m 0600 -o <front> -g <front> /dev/null audit.log
-		if err := os.WriteFile(log, nil, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chown(log, int(owner.Uid), int(owner.Gid)); err != nil {
-			t.Fatal(err)
-		}
-	}
 	execUntil := func(want int, body string) map[string]any {
 		var code int
 		var m map[string]any
@@ -326,29 +319,48 @@ func checkRotation(t *testing.T, p *os.Process, log string, post func(string) (i
 		t.Fatalf("exec %s: got %d %v, want %d", body, code, m, want)
 		return nil
 	}
-	if err := os.Rename(log, log+".1"); err != nil {
+	onlyInNew := func(step, old string, m map[string]any) {
+		rid, _ := m["request_id"].(string)
+		cur, _ := os.ReadFile(log)
+		prev, _ := os.ReadFile(old)
+		if rid == "" || !bytes.Contains(cur, []byte(`"exec_end","request_id":"`+rid)) || bytes.Contains(prev, []byte(rid)) {
+			t.Errorf("%s: exec %s's lines not (only) in the new file:\n%s", step, rid, cur)
+		}
+		st, err := os.Stat(log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o := st.Sys().(*syscall.Stat_t); o.Uid != owner.Uid || st.Mode().Perm() != 0o600 {
+			t.Errorf("%s: new audit log uid %d mode %v, want the front's %d and 0600", step, o.Uid, st.Mode().Perm(), owner.Uid)
+		}
+	}
+	rename := func(to string) {
+		if err := os.Rename(log, to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 1. Rename, SIGUSR1: the executor creates the file.
+	rename(log + ".1")
+	_ = p.Signal(syscall.SIGUSR1)
+	onlyInNew("rename + SIGUSR1", log+".1", execUntil(200, `{"command":"echo","args":["rotated"]}`))
+	// 2. Rename, a new file by hand (logrotate's create), SIGUSR1.
+	rename(log + ".2")
+	if err := os.WriteFile(log, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	newLog()
-	_ = p.Signal(syscall.SIGUSR1)
-	m := execUntil(200, `{"command":"echo","args":["rotated"]}`)
-	rid, _ := m["request_id"].(string)
-	cur, _ := os.ReadFile(log)
-	old, _ := os.ReadFile(log + ".1")
-	if rid == "" || !bytes.Contains(cur, []byte(`"exec_end","request_id":"`+rid)) || bytes.Contains(old, []byte(rid)) {
-		t.Errorf("after rename + SIGUSR1: exec %s's lines not (only) in the new file:\nnew:\n%s", rid, cur)
-	}
-	// No new file: fail closed, then recover once it is there.
-	if err := os.Rename(log, log+".2"); err != nil {
+	if err := os.Chown(log, int(owner.Uid), int(owner.Gid)); err != nil {
 		t.Fatal(err)
 	}
 	_ = p.Signal(syscall.SIGUSR1)
-	m = execUntil(503, `{"command":"echo","args":["unrecorded"]}`)
+	onlyInNew("rename + create + SIGUSR1", log+".2", execUntil(200, `{"command":"echo","args":["created"]}`))
+	// 3. Rename without a signal: fail closed, recover on SIGUSR1.
+	rename(log + ".3")
+	m := execUntil(503, `{"command":"echo","args":["unrecorded"]}`)
 	if e, _ := m["error"].(map[string]any); e["code"] != "audit_unavailable" {
 		t.Errorf("exec without an audit file: got %v, want audit_unavailable", m)
 	}
-	newLog()
-	execUntil(200, `{"command":"echo","args":["recovered"]}`)
+	_ = p.Signal(syscall.SIGUSR1)
+	onlyInNew("SIGUSR1 after a silent rename", log+".3", execUntil(200, `{"command":"echo","args":["recovered"]}`))
 }
 
 // checkDevToken: the dev token is what the issue says: subject dev, role

@@ -50,6 +50,12 @@ type SplitConfig struct {
 	// cancelled when Split returns, which waits for a running reload at
 	// most min(ShutdownGrace, 5s). Nil: no reload.
 	Reload func(ctx context.Context) error
+	// Rotate runs on SIGUSR1 before the signal is forwarded to the front,
+	// off the supervisor loop like Reload: for serve, it creates the audit
+	// log for the front after a rotation moved it away (the front cannot
+	// create files in root's state directory). Nil: SIGUSR1 is forwarded
+	// at once.
+	Rotate func() error
 	// ShutdownGrace after forwarding SIGTERM (default DefaultShutdownGrace).
 	ShutdownGrace time.Duration
 	// ExtraFiles are passed to the front as fds 4, 5, ... (fd 3 is the

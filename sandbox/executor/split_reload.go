@@ -14,6 +14,7 @@ import (
 // coalesce into one more reload after it.
 type reloader struct {
 	reload func(ctx context.Context) error // nil: requests are dropped
+	what   string                          // for the log: "policy reload"
 	log    *slog.Logger
 	reqs   chan struct{} // the one pending request
 	ctx    context.Context
@@ -25,7 +26,14 @@ type reloader struct {
 // but not its end (a reload in progress when SIGTERM arrives completes);
 // stop ends them.
 func startReloader(ctx context.Context, reload func(ctx context.Context) error, log *slog.Logger) *reloader {
-	r := &reloader{reload: reload, log: log, reqs: make(chan struct{}, 1), done: make(chan struct{})}
+	return startWorker(ctx, "policy reload", reload, log)
+}
+
+// startWorker is startReloader for any task run the same way (one at a
+// time, requests coalescing, off the supervisor loop); what names it in
+// the log.
+func startWorker(ctx context.Context, what string, reload func(ctx context.Context) error, log *slog.Logger) *reloader {
+	r := &reloader{reload: reload, what: what, log: log, reqs: make(chan struct{}, 1), done: make(chan struct{})}
 	r.ctx, r.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	go r.loop()
 	return r
@@ -65,10 +73,16 @@ func (r *reloader) run() {
 		return
 	}
 	if err := r.reload(r.ctx); err != nil {
-		r.log.Error("executor policy reload failed; the old policy keeps serving", "error", err)
+		if r.what == "policy reload" {
+			r.log.Error("executor policy reload failed; the old policy keeps serving", "error", err)
+		} else {
+			r.log.Error("executor "+r.what+" failed", "error", err)
+		}
 		return
 	}
-	r.log.Info("executor policy reloaded")
+	if r.what == "policy reload" {
+		r.log.Info("executor policy reloaded")
+	}
 }
 
 // stop ends the goroutine: a pending request is dropped and the context
@@ -84,7 +98,7 @@ func (r *reloader) stop(wait time.Duration) bool {
 	case <-r.done:
 		return true
 	case <-t.C:
-		r.log.Warn("executor policy reload still running at shutdown; not waiting for it", "waited", wait.String())
+		r.log.Warn("executor "+r.what+" still running at shutdown; not waiting for it", "waited", wait.String())
 		return false
 	}
 }

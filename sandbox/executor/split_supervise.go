@@ -22,6 +22,15 @@ const closeGrace = 5 * time.Second
 func superviseFront(ctx context.Context, cfg SplitConfig, fu FrontUser, front *frontProc, conn *net.UnixConn) (int, error) {
 	reloads := startReloader(ctx, cfg.Reload, cfg.Log)
 	defer reloads.stop(min(cfg.ShutdownGrace, closeGrace))
+	var rotations *reloader // SIGUSR1: cfg.Rotate, then the signal to the front
+	if cfg.Rotate != nil {
+		rotations = startWorker(ctx, "audit log rotation", func(context.Context) error {
+			err := cfg.Rotate()
+			_ = front.proc.Signal(syscall.SIGUSR1)
+			return err
+		}, cfg.Log)
+		defer rotations.stop(min(cfg.ShutdownGrace, closeGrace))
+	}
 	srv, err := NewServer(ServerConfig{Local: cfg.Local, Peer: Peer{UID: fu.UID, PID: front.pid}, Log: cfg.Log, ReloadRequests: reloads.requests()})
 	if err != nil {
 		_ = front.proc.Kill()
@@ -67,8 +76,12 @@ func superviseFront(ctx context.Context, cfg SplitConfig, fu FrontUser, front *f
 			<-front.exited
 			return 1, fmt.Errorf("executor connection: %w", serr)
 		case sig := <-sigs:
-			if sig == syscall.SIGHUP {
+			switch {
+			case sig == syscall.SIGHUP:
 				reloads.request()
+			case sig == syscall.SIGUSR1 && rotations != nil:
+				rotations.request() // forwards it once Rotate is done
+				continue
 			}
 			_ = front.proc.Signal(sig)
 		case <-done:
