@@ -15,6 +15,8 @@ import (
 type reloader struct {
 	reload func(ctx context.Context) error // nil: requests are dropped
 	what   string                          // for the log: "policy reload"
+	failed string                          // the log message of a failure
+	done1  string                          // of a success ("": none)
 	log    *slog.Logger
 	reqs   chan struct{} // the one pending request
 	ctx    context.Context
@@ -26,14 +28,18 @@ type reloader struct {
 // but not its end (a reload in progress when SIGTERM arrives completes);
 // stop ends them.
 func startReloader(ctx context.Context, reload func(ctx context.Context) error, log *slog.Logger) *reloader {
-	return startWorker(ctx, "policy reload", reload, log)
+	return startWorker(ctx, workerNames{"policy reload", "executor policy reload failed; the old policy keeps serving", "executor policy reloaded"}, reload, log)
 }
 
+// workerNames are how a worker's runs are logged: what it does, the
+// message of a failure and of a success ("": none).
+type workerNames struct{ what, failed, succeeded string }
+
 // startWorker is startReloader for any task run the same way (one at a
-// time, requests coalescing, off the supervisor loop); what names it in
-// the log.
-func startWorker(ctx context.Context, what string, reload func(ctx context.Context) error, log *slog.Logger) *reloader {
-	r := &reloader{reload: reload, what: what, log: log, reqs: make(chan struct{}, 1), done: make(chan struct{})}
+// time, requests coalescing, off the supervisor loop).
+func startWorker(ctx context.Context, n workerNames, reload func(ctx context.Context) error, log *slog.Logger) *reloader {
+	r := &reloader{reload: reload, what: n.what, failed: n.failed, done1: n.succeeded, log: log,
+		reqs: make(chan struct{}, 1), done: make(chan struct{})}
 	r.ctx, r.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	go r.loop()
 	return r
@@ -73,15 +79,11 @@ func (r *reloader) run() {
 		return
 	}
 	if err := r.reload(r.ctx); err != nil {
-		if r.what == "policy reload" {
-			r.log.Error("executor policy reload failed; the old policy keeps serving", "error", err)
-		} else {
-			r.log.Error("executor "+r.what+" failed", "error", err)
-		}
+		r.log.Error(r.failed, "error", err)
 		return
 	}
-	if r.what == "policy reload" {
-		r.log.Info("executor policy reloaded")
+	if r.done1 != "" {
+		r.log.Info(r.done1)
 	}
 }
 

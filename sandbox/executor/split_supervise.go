@@ -24,7 +24,7 @@ func superviseFront(ctx context.Context, cfg SplitConfig, fu FrontUser, front *f
 	defer reloads.stop(min(cfg.ShutdownGrace, closeGrace))
 	var rotations *reloader // SIGUSR1: cfg.Rotate, then the signal to the front
 	if cfg.Rotate != nil {
-		rotations = startWorker(ctx, "audit log rotation", func(context.Context) error {
+		rotations = startWorker(ctx, workerNames{what: "audit log rotation", failed: "executor audit log rotation failed"}, func(context.Context) error {
 			err := cfg.Rotate()
 			_ = front.proc.Signal(syscall.SIGUSR1)
 			return err
